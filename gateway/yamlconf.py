@@ -1,0 +1,132 @@
+"""Strict YAML configuration: YAML 1.2, line numbers kept, validated into frozen models.
+
+Every deployment file goes through :func:`load_model`. An unknown key, a wrong type or
+a bad value raises :class:`~gateway.errors.ConfigError` naming the file, the line and
+the key, so that an integrator can fix config without reading Python.
+
+String values may name environment variables as ``${NAME}`` or ``${NAME:-default}``;
+this is how a demo or test points a service at a port chosen at run time. A name that
+is not set and has no default is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from gateway.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+_ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
+
+
+class Strict(BaseModel):
+    """Base for configuration models: frozen, and no key that the model does not name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse one YAML 1.2 file, keeping line numbers; raise ConfigError on syntax."""
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "not valid UTF-8") from exc
+    try:
+        data = yaml.load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or "YAML syntax error"
+        raise ConfigError(str(path), str(problem), line=line) from exc
+    return _expand_env(data, path)
+
+
+def _expand_env(node: Any, path: Path) -> Any:
+    if isinstance(node, str):
+        return _ENV_REF.sub(lambda m: _env_value(m, path), node)
+    if isinstance(node, CommentedMap):
+        for key in list(node.keys()):
+            node[key] = _expand_env(node[key], path)
+        return node
+    if isinstance(node, CommentedSeq):
+        for index, item in enumerate(node):
+            node[index] = _expand_env(item, path)
+        return node
+    return node
+
+
+def _env_value(match: re.Match[str], path: Path) -> str:
+    name, default = match.group(1), match.group(2)
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    if default is not None:
+        return default
+    raise ConfigError(str(path), f"environment variable {name} is not set")
+
+
+def line_of(data: Any, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the value at ``loc`` in a ruamel document, if known."""
+    node = data
+    line: int | None = None
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def validate(data: Any, model: type[M], path: Path) -> M:
+    """Validate parsed YAML into ``model``; raise ConfigError at the first bad key."""
+    try:
+        return model.model_validate(_plain(data))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [p for p in error["loc"] if isinstance(p, int | str)]
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        raise ConfigError(
+            str(path), f"{where}: {error['msg']}", line=line_of(data, loc)
+        ) from exc
+
+
+def load_model(path: Path, model: type[M]) -> M:
+    """Read and validate one file into ``model``."""
+    return validate(read_yaml(path), model, path)
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def all_errors(checks: Iterable[tuple[str, Any]]) -> list[ConfigError]:
+    """Run each ``(label, thunk)`` and collect the ConfigErrors instead of stopping."""
+    errors: list[ConfigError] = []
+    for _label, thunk in checks:
+        try:
+            thunk()
+        except ConfigError as exc:
+            errors.append(exc)
+    return errors

@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite: the async backend and the real services.
+
+Tests marked ``redis`` or ``postgres`` need the real servers on loopback. On a
+developer's machine without them they are skipped with the reason shown; in CI
+(``CI=true``) a missing server is an error, so nothing is silently skipped there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _require(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is required in CI but {host}:{port} is not reachable")
+    pytest.skip(f"{name} not reachable at {host}:{port}")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis URL on db 15, flushed before the test; skips or fails if absent."""
+    _require("Redis", REDIS_HOST, REDIS_PORT)
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=15)
+    client.flushdb()
+    client.close()
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/15"
+
+
+@pytest.fixture
+def postgres_dsn() -> str:
+    """A DSN of the local PostgreSQL (trust auth); skips or fails if absent."""
+    _require("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+    return f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test of a service marker the fixture that checks the service."""
+    for item in items:
+        if item.get_closest_marker("redis") and "redis_url" not in getattr(
+            item, "fixturenames", ()
+        ):
+            item.fixturenames.append("redis_url")  # type: ignore[attr-defined]
+        if item.get_closest_marker("postgres") and "postgres_dsn" not in getattr(
+            item, "fixturenames", ()
+        ):
+            item.fixturenames.append("postgres_dsn")  # type: ignore[attr-defined]
