@@ -1,0 +1,144 @@
+"""The consent store: who granted which client which purpose for which student.
+
+A consent covers one subject, one client and one purpose at one version, inside
+its validity window, until it is revoked; for a minor, only a guardian may grant.
+Records and their hash-chained revisions live in SQLite (WAL, full sync) through
+:mod:`policies.consentdb`; the lookup that every consent-based exchange makes is
+one indexed query.
+
+The SQLite calls run in a worker thread, one at a time on one connection. A failing
+database surfaces as :class:`~gateway.errors.NodeError`: the exchange fails closed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from gateway.errors import NodeError, Reason
+from gateway.identifiers import ClientId
+from policies import consentdb
+from policies.consentdb import (
+    ConsentError,
+    ConsentRecord,
+    ConsentRevision,
+    GrantedBy,
+    grant_many_sync,
+    is_student_id,
+)
+from policies.purposes import Purpose
+
+__all__ = [
+    "ConsentError",
+    "ConsentRecord",
+    "ConsentRevision",
+    "ConsentStore",
+    "GrantedBy",
+    "grant_many_sync",
+    "is_student_id",
+]
+
+_T = TypeVar("_T")
+
+
+class ConsentStore:
+    """Consent records in SQLite; open with :meth:`open`, end with :meth:`close`."""
+
+    def __init__(self, connection: sqlite3.Connection, clock: Callable[[], float]):
+        self._connection = connection
+        self._clock = clock
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, clock: Callable[[], float] = time.time
+    ) -> ConsentStore:
+        """Open (and create) the store at ``path``; raise NodeError if it cannot."""
+        try:
+            connection = await anyio.to_thread.run_sync(consentdb.connect, path)
+        except sqlite3.Error as exc:
+            raise NodeError(Reason.INTERNAL_ERROR, log_reason="consent_store") from exc
+        return cls(connection, clock)
+
+    async def grant(
+        self,
+        *,
+        subject: str,
+        client: ClientId,
+        purpose: Purpose,
+        granted_by_role: str,
+        granted_by_name: str,
+        subject_is_minor: bool,
+        valid_from: float,
+        valid_until: float,
+        actor: str,
+    ) -> ConsentRecord:
+        """Record a new active consent; raise ConsentError if it cannot be granted.
+
+        A minor's consent needs ``granted_by_role="guardian"``; the purpose's
+        lawful basis must be consent; the window must not be empty.
+        """
+        grant = {
+            "subject": subject,
+            "client": client,
+            "purpose": purpose,
+            "granted_by_role": granted_by_role,
+            "granted_by_name": granted_by_name,
+            "subject_is_minor": subject_is_minor,
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+            "actor": actor,
+        }
+        return await self._run(
+            partial(consentdb.grant_one, self._connection, self._clock, grant)
+        )
+
+    async def revoke(
+        self, consent_id: str, *, actor: str, at: float | None = None
+    ) -> ConsentRecord:
+        """Revoke a consent now; raise ConsentError if unknown or already revoked."""
+        when = self._clock() if at is None else at
+        return await self._run(
+            partial(consentdb.revoke, self._connection, consent_id, actor, when)
+        )
+
+    async def find_active(
+        self, subject: str, client: ClientId, purpose: Purpose, at: float
+    ) -> ConsentRecord | None:
+        """The active consent covering this exchange at ``at``, if any."""
+        key = (subject, str(client), purpose.id, purpose.version, at, at)
+        return await self._run(partial(consentdb.find_active, self._connection, key))
+
+    async def get(self, consent_id: str) -> ConsentRecord | None:
+        return await self._run(partial(consentdb.get, self._connection, consent_id))
+
+    async def list_for_subject(self, subject: str) -> list[ConsentRecord]:
+        """Every consent of a student, newest window first."""
+        return await self._run(
+            partial(consentdb.list_for_subject, self._connection, subject)
+        )
+
+    async def history(self, consent_id: str) -> list[ConsentRevision]:
+        """The revisions of a consent, oldest first; empty if the id is unknown."""
+        return await self._run(partial(consentdb.history, self._connection, consent_id))
+
+    async def verify_history(self, consent_id: str) -> bool:
+        """True if the hash chain is intact and matches the current record."""
+        return await self._run(
+            partial(consentdb.verify_history, self._connection, consent_id)
+        )
+
+    async def close(self) -> None:
+        await self._run(self._connection.close)
+
+    async def _run(self, call: Callable[[], _T]) -> _T:
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise NodeError(Reason.INTERNAL_ERROR, log_reason="consent_store") from exc

@@ -1,0 +1,414 @@
+"""The consent store's SQLite layer: records, schema, and each operation as one call.
+
+Every function here takes an open connection and runs synchronously; the async
+:class:`policies.consent.ConsentStore` runs them in a worker thread. Each change
+appends a revision whose hash is SHA-256 over the RFC 8785 canonical JSON of the
+revision without its hash; each revision carries the previous one's hash and a
+snapshot of the record, so a consent's history is a hash chain that
+:func:`verify_history` checks together with the current row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+from stdnum import verhoeff
+
+from policies.purposes import LawfulBasis, Purpose
+
+GENESIS = "0" * 64
+ROLES = frozenset({"guardian", "student"})
+
+_STUDENT_ID = re.compile(r"WB[0-9]{12}", re.ASCII)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS consents (
+    consent_id TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    client TEXT NOT NULL,
+    purpose_id TEXT NOT NULL,
+    purpose_version INTEGER NOT NULL,
+    granted_by_role TEXT NOT NULL,
+    granted_by_name TEXT NOT NULL,
+    valid_from REAL NOT NULL,
+    valid_until REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'revoked')),
+    revoked_at REAL,
+    revoked_by TEXT
+);
+CREATE INDEX IF NOT EXISTS consents_by_subject
+    ON consents (subject, client, purpose_id, purpose_version);
+CREATE TABLE IF NOT EXISTS consent_revisions (
+    consent_id TEXT NOT NULL REFERENCES consents (consent_id),
+    revision INTEGER NOT NULL,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    state TEXT NOT NULL,
+    record TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (consent_id, revision)
+);
+"""
+
+_COLUMNS = (
+    "consent_id, subject, client, purpose_id, purpose_version, granted_by_role, "
+    "granted_by_name, valid_from, valid_until, state, revoked_at, revoked_by"
+)
+_PLACES = ", ".join("?" * 12)
+_INSERT_CONSENT = f"INSERT INTO consents ({_COLUMNS}) VALUES ({_PLACES})"  # noqa: S608 (constants)
+_INSERT_REVISION = (
+    "INSERT INTO consent_revisions (consent_id, revision, at, actor, state, "
+    "record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class ConsentError(ValueError):
+    """A grant or revocation that cannot be made: bad values, unknown or revoked id."""
+
+
+@dataclass(frozen=True, slots=True)
+class GrantedBy:
+    role: str
+    name: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """One consent; its repr leaves out the student id and the grantor's name."""
+
+    consent_id: str
+    subject: str = field(repr=False)
+    client: str
+    purpose_id: str
+    purpose_version: int
+    granted_by: GrantedBy
+    valid_from: float
+    valid_until: float
+    state: str
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+
+    def covers(self, at: float) -> bool:
+        """True if active and ``at`` lies in ``[valid_from, valid_until)``."""
+        return self.state == "active" and self.valid_from <= at < self.valid_until
+
+    def snapshot(self) -> dict[str, Any]:
+        """The record as plain JSON values, as revisions store and hash it."""
+        return {
+            "consent_id": self.consent_id,
+            "subject": self.subject,
+            "client": self.client,
+            "purpose_id": self.purpose_id,
+            "purpose_version": self.purpose_version,
+            "granted_by": {"role": self.granted_by.role, "name": self.granted_by.name},
+            "valid_from": self.valid_from,
+            "valid_until": self.valid_until,
+            "state": self.state,
+            "revoked_at": self.revoked_at,
+            "revoked_by": self.revoked_by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRevision:
+    """One link of a consent's history."""
+
+    consent_id: str
+    revision: int
+    at: float
+    actor: str
+    state: str
+    record: Mapping[str, Any] = field(repr=False)
+    prev_hash: str
+    hash: str
+
+
+def grant_many_sync(
+    path: Path,
+    grants: Iterable[Mapping[str, Any]],
+    *,
+    clock: Callable[[], float] = time.time,
+) -> list[ConsentRecord]:
+    """Grant many consents in one transaction, for seeding demos.
+
+    Each mapping holds the keyword arguments of :meth:`ConsentStore.grant`. Raises
+    ConsentError for the first bad grant, and then nothing is stored.
+    """
+    connection = connect(path)
+    try:
+        with _transaction(connection):
+            return [_insert(connection, clock, grant) for grant in grants]
+    finally:
+        connection.close()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the store at ``path`` in WAL mode, schema created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA busy_timeout=5000")
+    connection.executescript(_SCHEMA)
+    return connection
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    with connection:
+        yield
+
+
+# -- operations ----------------------------------------------------------------------
+
+
+def grant_one(
+    connection: sqlite3.Connection, clock: Callable[[], float], grant: Mapping[str, Any]
+) -> ConsentRecord:
+    """Grant one consent in its own transaction; raise ConsentError."""
+    with _transaction(connection):
+        return _insert(connection, clock, grant)
+
+
+def _insert(
+    connection: sqlite3.Connection, clock: Callable[[], float], grant: Mapping[str, Any]
+) -> ConsentRecord:
+    record = _new_record(grant)
+    connection.execute(
+        _INSERT_CONSENT,
+        _row_of(record),
+    )
+    _append_revision(connection, record, clock(), str(grant["actor"]))
+    return record
+
+
+def _new_record(grant: Mapping[str, Any]) -> ConsentRecord:
+    purpose: Purpose = grant["purpose"]
+    subject, role = str(grant["subject"]), str(grant["granted_by_role"])
+    name, actor = str(grant["granted_by_name"]).strip(), str(grant["actor"]).strip()
+    valid_from, valid_until = float(grant["valid_from"]), float(grant["valid_until"])
+    if purpose.lawful_basis is not LawfulBasis.CONSENT:
+        raise ConsentError(f"purpose {purpose.id!r} does not rest on consent")
+    if not is_student_id(subject):
+        raise ConsentError("the subject is not a valid student id")
+    if role not in ROLES:
+        raise ConsentError("granted_by role must be 'guardian' or 'student'")
+    if grant["subject_is_minor"] and role != "guardian":
+        raise ConsentError("a minor's consent must be granted by a guardian")
+    if not name or not actor:
+        raise ConsentError("the grantor's name and the actor are required")
+    if not valid_from < valid_until:
+        raise ConsentError("valid_until must be after valid_from")
+    return ConsentRecord(
+        consent_id=str(uuid.uuid4()),
+        subject=subject,
+        client=str(grant["client"]),
+        purpose_id=purpose.id,
+        purpose_version=purpose.version,
+        granted_by=GrantedBy(role, name),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        state="active",
+    )
+
+
+def is_student_id(text: str) -> bool:
+    """True for ``WB`` + year + serial + a Verhoeff check digit over the 11 digits."""
+    return bool(_STUDENT_ID.fullmatch(text)) and bool(verhoeff.is_valid(text[2:]))
+
+
+def revoke(
+    connection: sqlite3.Connection, consent_id: str, actor: str, at: float
+) -> ConsentRecord:
+    """Revoke one consent at ``at``; raise ConsentError if unknown or revoked."""
+    if not actor.strip():
+        raise ConsentError("the actor is required")
+    with _transaction(connection):
+        current = get(connection, consent_id)
+        if current is None:
+            raise ConsentError("no consent has this id")
+        if current.state != "active":
+            raise ConsentError("the consent is already revoked")
+        connection.execute(
+            "UPDATE consents SET state = 'revoked', revoked_at = ?, revoked_by = ? "
+            "WHERE consent_id = ?",
+            (at, actor, consent_id),
+        )
+        revoked = get(connection, consent_id)
+        if revoked is None:
+            raise ConsentError("no consent has this id")
+        _append_revision(connection, revoked, at, actor)
+        return revoked
+
+
+def find_active(
+    connection: sqlite3.Connection, key: tuple[str, str, str, int, float, float]
+) -> ConsentRecord | None:
+    """The active consent for (subject, client, purpose, version) covering ``at``."""
+    row = connection.execute(
+        f"SELECT {_COLUMNS} FROM consents WHERE subject = ? AND client = ? "  # noqa: S608 (fixed column list)
+        "AND purpose_id = ? AND purpose_version = ? AND state = 'active' "
+        "AND valid_from <= ? AND valid_until > ? ORDER BY valid_until DESC LIMIT 1",
+        key,
+    ).fetchone()
+    return None if row is None else _record_of(row)
+
+
+def get(connection: sqlite3.Connection, consent_id: str) -> ConsentRecord | None:
+    """One consent by id, or None."""
+    row = connection.execute(
+        f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?",  # noqa: S608 (fixed column list)
+        (consent_id,),
+    ).fetchone()
+    return None if row is None else _record_of(row)
+
+
+def list_for_subject(
+    connection: sqlite3.Connection, subject: str
+) -> list[ConsentRecord]:
+    """Every consent of one student, latest ``valid_until`` first."""
+    rows = connection.execute(
+        f"SELECT {_COLUMNS} FROM consents WHERE subject = ? "  # noqa: S608 (fixed column list)
+        "ORDER BY valid_until DESC, consent_id",
+        (subject,),
+    ).fetchall()
+    return [_record_of(row) for row in rows]
+
+
+def history(connection: sqlite3.Connection, consent_id: str) -> list[ConsentRevision]:
+    """The revisions of one consent, oldest first."""
+    rows = connection.execute(
+        "SELECT consent_id, revision, at, actor, state, record, prev_hash, hash "
+        "FROM consent_revisions WHERE consent_id = ? ORDER BY revision",
+        (consent_id,),
+    ).fetchall()
+    return [
+        ConsentRevision(
+            row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), *row[6:]
+        )
+        for row in rows
+    ]
+
+
+def verify_history(connection: sqlite3.Connection, consent_id: str) -> bool:
+    """True if the revisions form an intact chain that ends at the current row.
+
+    A revision whose stored snapshot is not a JSON object, or cannot be
+    canonicalised, makes the history fail to verify rather than raise.
+    """
+    current = get(connection, consent_id)
+    try:
+        revisions = history(connection, consent_id)
+        intact = bool(revisions) and _chain_intact(revisions)
+    except ValueError:
+        return False
+    if current is None or not intact:
+        return False
+    return dict(revisions[-1].record) == current.snapshot()
+
+
+def _chain_intact(revisions: list[ConsentRevision]) -> bool:
+    prev_hash = GENESIS
+    for number, revision in enumerate(revisions, start=1):
+        if revision.revision != number or revision.prev_hash != prev_hash:
+            return False
+        if not isinstance(revision.record, dict):
+            return False
+        if revision.state != revision.record.get("state"):
+            return False
+        if _hash(_revision_body(revision)) != revision.hash:
+            return False
+        prev_hash = revision.hash
+    return True
+
+
+def _append_revision(
+    connection: sqlite3.Connection, record: ConsentRecord, at: float, actor: str
+) -> None:
+    last = connection.execute(
+        "SELECT revision, hash FROM consent_revisions WHERE consent_id = ? "
+        "ORDER BY revision DESC LIMIT 1",
+        (record.consent_id,),
+    ).fetchone()
+    number, prev_hash = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+    snapshot = record.snapshot()
+    draft = ConsentRevision(
+        record.consent_id, number, at, actor, record.state, snapshot, prev_hash, ""
+    )
+    connection.execute(
+        _INSERT_REVISION,
+        (
+            record.consent_id,
+            number,
+            at,
+            actor,
+            record.state,
+            rfc8785.dumps(snapshot).decode(),
+            prev_hash,
+            _hash(_revision_body(draft)),
+        ),
+    )
+
+
+def _revision_body(revision: ConsentRevision) -> dict[str, Any]:
+    """The revision as it is hashed: every member but ``hash``."""
+    return {
+        "consent_id": revision.consent_id,
+        "revision": revision.revision,
+        "at": revision.at,
+        "actor": revision.actor,
+        "state": revision.state,
+        "record": dict(revision.record),
+        "prev_hash": revision.prev_hash,
+    }
+
+
+def _hash(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+
+
+def _row_of(record: ConsentRecord) -> tuple[Any, ...]:
+    return (
+        record.consent_id,
+        record.subject,
+        record.client,
+        record.purpose_id,
+        record.purpose_version,
+        record.granted_by.role,
+        record.granted_by.name,
+        record.valid_from,
+        record.valid_until,
+        record.state,
+        record.revoked_at,
+        record.revoked_by,
+    )
+
+
+def _record_of(row: tuple[Any, ...]) -> ConsentRecord:
+    return ConsentRecord(
+        consent_id=row[0],
+        subject=row[1],
+        client=row[2],
+        purpose_id=row[3],
+        purpose_version=row[4],
+        granted_by=GrantedBy(row[5], row[6]),
+        valid_from=row[7],
+        valid_until=row[8],
+        state=row[9],
+        revoked_at=row[10],
+        revoked_by=row[11],
+    )

@@ -1,0 +1,108 @@
+"""``mediator consent``: grant, list, revoke and verify through the CLI."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import main
+from tests.policies.conftest import CONFIG, student_id
+
+STUDENT = student_id(777)
+
+Invoke = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def invoke(tmp_path: Path) -> Invoke:
+    config = tmp_path / "config"
+    config.mkdir()
+    shutil.copy(CONFIG / "purposes.yaml", config / "purposes.yaml")
+    state = tmp_path / "state"
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(
+            main, ["--config", str(config), "--state-dir", str(state), "consent", *args]
+        )
+        return result.exit_code, result.output
+
+    return run
+
+
+def granted_id(output: str) -> str:
+    found = re.search(r"granted (\S+)", output)
+    assert found is not None, output
+    return found.group(1)
+
+
+GRANT = [
+    "grant",
+    "--subject",
+    STUDENT,
+    "--client",
+    "WB/GOV/WCD/kanyashree",
+    "--purpose",
+    "kanyashree-eligibility",
+]
+
+
+def test_grant_list_revoke_verify(invoke: Invoke, tmp_path: Path) -> None:
+    code, out = invoke(*GRANT, "--guardian-name", "Mita Roy", "--days", "30")
+    assert code == 0, out
+    consent_id = granted_id(out)
+
+    code, out = invoke("list", "--subject", STUDENT)
+    assert code == 0, out
+    assert "active" in out
+
+    code, out = invoke("revoke", consent_id, "--actor", "desk")
+    assert code == 0, out
+    assert f"revoked {consent_id}" in out
+
+    code, out = invoke("verify", consent_id)
+    assert code == 0, out
+    assert "verifies" in out
+
+
+def test_minor_without_guardian_is_refused(invoke: Invoke) -> None:
+    code, out = invoke(*GRANT, "--student-name", "Shovan Roy", "--minor")
+
+    assert code == 1
+    assert "guardian" in out
+
+
+def test_unknown_purpose_is_refused(invoke: Invoke) -> None:
+    code, out = invoke(
+        "grant",
+        "--subject",
+        STUDENT,
+        "--client",
+        "WB/GOV/WCD/kanyashree",
+        "--purpose",
+        "marketing",
+        "--guardian-name",
+        "M",
+    )
+
+    assert code == 2
+    assert "unknown purpose" in out
+
+
+def test_tampered_history_fails_verify(invoke: Invoke, tmp_path: Path) -> None:
+    _, out = invoke(*GRANT, "--guardian-name", "Mita Roy")
+    consent_id = granted_id(out)
+    with sqlite3.connect(tmp_path / "state" / "consent.db") as raw:
+        raw.execute("UPDATE consents SET valid_until = valid_until + 1")
+    raw.close()
+
+    code, out = invoke("verify", consent_id)
+
+    assert code == 1
+    assert "does NOT verify" in out
