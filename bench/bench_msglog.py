@@ -1,0 +1,111 @@
+"""Message log throughput: group commit on SQLite, and whole-log verification time.
+
+Run: ``.venv/bin/python bench/bench_msglog.py [--records 20000] [--verify 100000]``.
+Writes into a temporary directory that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.msglog import KeySigner, MessageLog, SqliteLogStore, public_jwk
+from gateway.msglog.checkpoint import load_jwks
+from gateway.msglog.verify import verify_log
+
+
+def record(i: int) -> dict[str, Any]:
+    return {
+        "ts": time.time(),
+        "message_id": f"msg-{i}",
+        "request_id": f"req-{i}",
+        "node_id": "bench",
+        "client_id": "WB/GOV/SED/ifms",
+        "service_id": "WB/GOV/SED/banglarshiksha/students",
+        "method": "GET",
+        "path": f"/students/{i}",
+        "decision": "forwarded",
+        "status": 200,
+        "reason": None,
+        "step": None,
+        "upstream_called": True,
+        "request_body_sha256": "",
+        "response_body_sha256": "ab" * 32,
+    }
+
+
+async def appenders(db: Path, total: int, concurrency: int, signer: KeySigner) -> None:
+    store = SqliteLogStore(db)
+    log = MessageLog(store, signer=signer, checkpoint_interval_s=1.0)
+    await log.start()
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for i in counter:
+            started = time.perf_counter()
+            await log.append(record(i))
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await log.close()
+
+    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
+    print(
+        f"append: {total} records, {concurrency} appenders: {total / elapsed:,.0f}/s, "
+        f"p50 {statistics.median(latencies) * 1000:.2f} ms, p99 {p99:.2f} ms, "
+        f"{store.transactions} transactions ({total / store.transactions:.0f}/tx)"
+    )
+
+
+async def verify(db: Path, total: int, signer: KeySigner, jwks: dict[str, Any]) -> None:
+    log = MessageLog(SqliteLogStore(db), signer=signer, group_commit_max=1000)
+    await log.start()
+    for start in range(0, total, 1000):
+        await asyncio.gather(
+            *(log.append(record(i)) for i in range(start, start + 1000))
+        )
+        if start % 10000 == 0:
+            await log.checkpoint()
+    await log.close()
+
+    store = SqliteLogStore(db)
+    await store.open()
+    started = time.perf_counter()
+    report = await verify_log(store, load_jwks(jwks))
+    elapsed = time.perf_counter() - started
+    await store.close()
+    print(
+        f"verify: {report.records} records, {report.checkpoints} checkpoints in "
+        f"{elapsed:.2f} s ({report.records / elapsed:,.0f} records/s), ok={report.ok}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--verify", type=int, default=100000)
+    args = parser.parse_args()
+
+    key = Ed25519PrivateKey.generate()
+    signer = KeySigner("bench", key)
+    jwks = {"keys": [public_jwk("bench", key.public_key())]}
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(
+            appenders(Path(tmp) / "a.db", args.records, args.concurrency, signer)
+        )
+        asyncio.run(verify(Path(tmp) / "v.db", args.verify, signer, jwks))
+
+
+if __name__ == "__main__":
+    main()

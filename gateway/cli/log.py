@@ -1,0 +1,230 @@
+"""``mediator log``: verify, search and export the message log of a node.
+
+Every subcommand reads ``messagelog.db`` in the state directory and, where keys
+are needed, the node's public keys from ``keyring/jwks.json`` there (or
+``--jwks FILE``). Verifying and exporting need nothing else: no running node, no
+private key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from gateway.cli import CliContext, pass_cli
+from gateway.msglog import (
+    EvidenceError,
+    SearchQuery,
+    SqliteLogStore,
+    export_evidence,
+    load_jwks,
+    verify_evidence,
+    verify_log,
+)
+from gateway.msglog.records import DECISIONS, parse
+from gateway.msglog.store import StoredRecord
+from gateway.msglog.verify import VerifyReport
+
+T = TypeVar("T")
+
+_jwks_option = click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Public keys (JWKS); default: keyring/jwks.json in the state directory.",
+)
+
+
+@click.group(name="log")
+def command() -> None:
+    """Verify, search and export the tamper-evident message log."""
+
+
+@command.command("verify")
+@_jwks_option
+@pass_cli
+def verify(cli: CliContext, jwks_file: Path | None) -> None:
+    """Check every record, the hash chain, the tree and the signed checkpoints.
+
+    Exits 0 if the log is intact, 1 with the first problem otherwise.
+    """
+    # rich is imported only where it draws, to keep every other command quick.
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+    )
+
+    console = Console()
+    keys = load_jwks(_read_jwks(cli, jwks_file))
+    with Progress(
+        TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
+        task = bar.add_task("records", total=None)
+
+        async def run(store: SqliteLogStore) -> VerifyReport:
+            bar.update(task, total=(await store.tail()).size)
+            return await verify_log(
+                store, keys, progress=lambda done: bar.update(task, completed=done)
+            )
+
+        report = _with_store(cli, run)
+
+    console.print(f"records:     {report.records}")
+    console.print(f"checkpoints: {report.checkpoints}")
+    console.print(
+        f"signatures:  {report.signatures_verified} verified, "
+        f"{report.consistency_verified} consistency proofs"
+    )
+    if report.ok:
+        console.print("[green]intact[/green]")
+        return
+    console.print(f"[red]NOT INTACT[/red]: {report.problem}", highlight=False)
+    raise SystemExit(1)
+
+
+@command.command("export")
+@click.option("--message-id", required=True, help="The exchange's X-Road-Id.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_jwks_option
+@pass_cli
+def export(cli: CliContext, message_id: str, out: Path, jwks_file: Path | None) -> None:
+    """Write an evidence bundle (zip) for one exchange, checkable offline."""
+    jwks = _read_jwks(cli, jwks_file)
+
+    async def run(store: SqliteLogStore) -> list[int]:
+        return await export_evidence(store, message_id, jwks, out)
+
+    try:
+        seqs = _with_store(cli, run)
+    except EvidenceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {out}: records {', '.join(map(str, seqs))}")
+
+
+@command.command("search")
+@click.option(
+    "--client", "client_id", help="Client id, INSTANCE/CLASS/MEMBER/SUBSYSTEM."
+)
+@click.option("--service", "service_id", help="Service id.")
+@click.option("--decision", type=click.Choice(sorted(DECISIONS)))
+@click.option("--message-id")
+@click.option("--since", help="ISO 8601 time or epoch seconds (UTC if no zone).")
+@click.option("--until", help="ISO 8601 time or epoch seconds, exclusive.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@pass_cli
+def search(
+    cli: CliContext,
+    *,
+    client_id: str | None,
+    service_id: str | None,
+    decision: str | None,
+    message_id: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> None:
+    """List matching records, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    query = SearchQuery(
+        client_id=client_id,
+        service_id=service_id,
+        decision=decision,
+        message_id=message_id,
+        since=_epoch(since, "--since"),
+        until=_epoch(until, "--until"),
+        limit=limit,
+    )
+
+    async def run(store: SqliteLogStore) -> list[StoredRecord]:
+        return await store.search(query)
+
+    table = Table("seq", "time (UTC)", "message id", "client", "service", "decision")
+    table.add_column("status")
+    table.add_column("reason")
+    for row in _with_store(cli, run):
+        table.add_row(*_cells(parse(row.canonical), row.seq))
+    Console().print(table)
+
+
+@command.command("evidence-verify")
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def evidence_verify(bundle: Path) -> None:
+    """Check an evidence bundle offline; exits 0 if it holds, 1 otherwise."""
+    report = verify_evidence(bundle)
+    click.echo(f"message id:  {report.message_id}")
+    click.echo(f"records:     {', '.join(map(str, report.records)) or '-'}")
+    click.echo(f"checkpoint:  size {report.tree_size}, key {report.key_id}")
+    if report.ok:
+        click.echo("valid")
+        return
+    for problem in report.problems or ["no records"]:
+        click.echo(f"INVALID: {problem}")
+    raise SystemExit(1)
+
+
+def _with_store(cli: CliContext, run: Callable[[SqliteLogStore], Awaitable[T]]) -> T:
+    path = cli.state_dir() / "messagelog.db"
+    if not path.is_file():
+        raise click.ClickException(f"no message log at {path}")
+
+    async def main() -> T:
+        store = SqliteLogStore(path)
+        await store.open()
+        try:
+            return await run(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _read_jwks(cli: CliContext, jwks_file: Path | None) -> dict[str, Any]:
+    path = jwks_file or cli.state_dir() / "keyring" / "jwks.json"
+    try:
+        value = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise click.ClickException(f"cannot read public keys from {path}") from exc
+    if not isinstance(value, dict):
+        raise click.ClickException(f"{path} is not a JWKS")
+    return value
+
+
+def _epoch(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter("not an ISO 8601 time", param_hint=option) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _cells(record: dict[str, Any], seq: int) -> list[str]:
+    moment = datetime.fromtimestamp(float(record.get("ts", 0)), UTC)
+    return [
+        str(seq),
+        moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+        str(record.get("message_id", "")),
+        str(record.get("client_id") or "-"),
+        str(record.get("service_id") or "-"),
+        str(record.get("decision", "")),
+        str(record.get("status", "")),
+        str(record.get("reason") or ""),
+    ]

@@ -1,0 +1,327 @@
+"""Verifying a whole message log from its store and the node's public keys alone.
+
+The records are streamed in seq order, so memory stays flat however long the log.
+For each record, in this order:
+
+1. the row's seq continues the previous one (else a record is missing);
+2. the SHA-256 of the stored canonical bytes is the stored ``hash`` and their RFC
+   9162 leaf hash is the stored leaf (else the record was changed);
+3. the ``seq`` inside the record is its position (else records were reordered,
+   removed or inserted);
+4. its ``prev_hash`` is the hash of the record before (else one of the two was
+   changed);
+5. its leaf joins the rebuilt tree.
+
+When the rebuilt tree reaches a checkpoint's size, the checkpoint's key must be
+known, its signature valid, its root the rebuilt root, and an RFC 9162 consistency
+proof from the previous checkpoint, built from the records, must verify. The
+report names the first problem found and stops there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
+
+from gateway.msglog import merkle
+from gateway.msglog.checkpoint import Checkpoint, PublicKey, verify_signature
+from gateway.msglog.records import parse, record_hash
+from gateway.msglog.store import LogStore, StoredCheckpoint, StoredRecord
+
+HASH_MISMATCH = "hash mismatch"
+MISSING_RECORD = "missing record"
+REORDERED = "reordered"
+INSERTED_RECORD = "inserted record"
+ROOT_MISMATCH = "checkpoint root mismatch"
+BAD_SIGNATURE = "bad checkpoint signature"
+UNKNOWN_KEY = "unknown key id"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The first thing found wrong: its kind, where, and a plain explanation."""
+
+    kind: str
+    detail: str
+    seq: int | None = None
+    checkpoint: int | None = None
+
+    def __str__(self) -> str:
+        kind = (
+            f"{self.kind} (gap at seq {self.seq})"
+            if self.kind == MISSING_RECORD
+            else self.kind
+        )
+        where = []
+        if self.seq is not None:
+            where.append(f"seq {self.seq}")
+        if self.checkpoint is not None:
+            where.append(f"checkpoint #{self.checkpoint}")
+        return f"{kind} at {', '.join(where)}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What was checked and the first problem, if any."""
+
+    records: int
+    checkpoints: int
+    signatures_verified: int
+    consistency_verified: int
+    problem: Problem | None
+
+    @property
+    def ok(self) -> bool:
+        """True if the log is intact."""
+        return self.problem is None
+
+
+class _Verifier:
+    def __init__(
+        self, checkpoints: list[StoredCheckpoint], keys: Mapping[str, PublicKey]
+    ):
+        self.keys = keys
+        self.tree = merkle.CompactRange()
+        self.prev_hash = ""
+        self.queue = sorted(checkpoints, key=_size_of)
+        self.total_checkpoints = len(checkpoints)
+        self.checked = 0
+        self.signatures = 0
+        self.consistency = 0
+        self.last_sealed: Checkpoint | None = None
+        self.builder: merkle.ConsistencyProofBuilder | None = None
+
+    def record(self, row: StoredRecord, after: StoredRecord | None) -> Problem | None:
+        p = self.tree.size
+        leaf = merkle.leaf_hash(row.canonical)
+        claimed, prev_hash = _fields(row)
+        problem = (
+            self._row_problem(p, row, leaf)
+            or self._position_problem(p, claimed, after)
+            or self._chain_problem(p, prev_hash, row, after)
+        )
+        if problem is not None:
+            return problem
+
+        # step 5: the leaf joins the tree
+        self.tree.append(leaf)
+        if self.builder is not None:
+            self.builder.add(leaf)
+        self.prev_hash = row.hash
+        return self.sealed()
+
+    def _row_problem(self, p: int, row: StoredRecord, leaf: bytes) -> Problem | None:
+        # step 1: the rows are contiguous
+        if row.seq != p:
+            detail = f"the next stored record is seq {row.seq}"
+            return Problem(MISSING_RECORD, detail, seq=p)
+
+        # step 2: the stored bytes are what was hashed
+        if record_hash(row.canonical) != row.hash:
+            detail = "the stored bytes do not match its hash"
+            return Problem(HASH_MISMATCH, detail, seq=p)
+        if leaf != row.leaf_hash:
+            detail = "the stored leaf hash is not its leaf"
+            return Problem(HASH_MISMATCH, detail, seq=p)
+        return None
+
+    def _position_problem(
+        self, p: int, claimed: int | None, after: StoredRecord | None
+    ) -> Problem | None:
+        # step 3: the record is where it says it is
+        if claimed is None:
+            detail = "the record is not a sealed log record"
+            return Problem(HASH_MISMATCH, detail, seq=p)
+        if claimed < p:
+            detail = f"a second record claims seq {claimed}"
+            return Problem(INSERTED_RECORD, detail, seq=claimed)
+        if claimed == p:
+            return None
+        if after is not None and _fields(after)[0] == p:
+            detail = f"seq {claimed} is stored before seq {p}"
+            return Problem(REORDERED, detail, seq=p)
+        return Problem(MISSING_RECORD, f"the next record claims seq {claimed}", seq=p)
+
+    def _chain_problem(
+        self,
+        p: int,
+        prev_hash: str | None,
+        row: StoredRecord,
+        after: StoredRecord | None,
+    ) -> Problem | None:
+        # step 4: the chain is unbroken
+        if prev_hash == self.prev_hash:
+            return None
+        return self._broken_chain(p, row, after)
+
+    def _broken_chain(
+        self, p: int, row: StoredRecord, after: StoredRecord | None
+    ) -> Problem:
+        # If the record after this one still chains to it, this one is intact and
+        # the record before it was changed; otherwise this one was.
+        if after is not None and _fields(after)[1] == row.hash:
+            detail = f"seq {p}'s prev_hash does not match it: it was changed"
+            return Problem(HASH_MISMATCH, detail, seq=p - 1)
+        return Problem(
+            HASH_MISMATCH, f"its prev_hash does not match seq {p - 1}", seq=p
+        )
+
+    def sealed(self) -> Problem | None:
+        while self.queue and _size_of(self.queue[0]) == self.tree.size:
+            stored = self.queue.pop(0)
+            problem = self._checkpoint_problem(stored)
+            if problem is not None:
+                return problem
+        return None
+
+    def _checkpoint_problem(self, stored: StoredCheckpoint) -> Problem | None:
+        checkpoint, number = stored.checkpoint, stored.number
+        self.checked += 1
+        if checkpoint is None:
+            return Problem(
+                BAD_SIGNATURE, "the checkpoint is unreadable", checkpoint=number
+            )
+        key = self.keys.get(checkpoint.key_id)
+        if key is None:
+            return Problem(
+                UNKNOWN_KEY, "no public key has its key id", checkpoint=number
+            )
+        if not verify_signature(checkpoint, key):
+            return Problem(
+                BAD_SIGNATURE, "the signature does not verify", checkpoint=number
+            )
+        self.signatures += 1
+
+        root = self.tree.root()
+        if not hmac.compare_digest(checkpoint.root_hash, root.hex()):
+            detail = f"the records give another root at size {checkpoint.tree_size}"
+            return Problem(ROOT_MISMATCH, detail, checkpoint=number)
+        if not self._consistent(checkpoint):
+            detail = "no consistency proof from the previous checkpoint verifies"
+            return Problem(ROOT_MISMATCH, detail, checkpoint=number)
+
+        self.last_sealed = checkpoint
+        self.builder = None
+        if self.queue and self.queue[0].checkpoint is not None:
+            self.builder = merkle.ConsistencyProofBuilder(
+                self.tree.copy(), _size_of(self.queue[0])
+            )
+        return None
+
+    def _consistent(self, checkpoint: Checkpoint) -> bool:
+        previous, builder = self.last_sealed, self.builder
+        if previous is None or builder is None:
+            return True
+        proof = builder.proof()
+        self.consistency += 1
+        return merkle.verify_consistency(
+            previous.tree_size,
+            checkpoint.tree_size,
+            bytes.fromhex(previous.root_hash),
+            bytes.fromhex(checkpoint.root_hash),
+            proof,
+        )
+
+    def unsealed_tail(self) -> Problem | None:
+        if not self.queue:
+            return None
+        stored = self.queue[0]
+        detail = f"checkpoint #{stored.number} covers {_size_of(stored)} records"
+        return Problem(
+            MISSING_RECORD, detail, seq=self.tree.size, checkpoint=stored.number
+        )
+
+    def report(self, problem: Problem | None) -> VerifyReport:
+        return VerifyReport(
+            records=self.tree.size,
+            checkpoints=self.checked,
+            signatures_verified=self.signatures,
+            consistency_verified=self.consistency,
+            problem=problem,
+        )
+
+
+async def verify_log(
+    store: LogStore,
+    public_keys: Mapping[str, PublicKey],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Verify every record and checkpoint of ``store``; see the module's steps.
+
+    ``progress`` is called with the number of records checked so far. Store
+    failures raise NodeError(LOG_UNAVAILABLE); a damaged log is a report, not an
+    error.
+    """
+    checkpoints = await store.checkpoints()
+    verifier = _Verifier(checkpoints, public_keys)
+    problem = _checkpoint_order(checkpoints)
+    if problem is not None:
+        return verifier.report(problem)
+
+    problem = verifier.sealed()
+    if problem is not None:
+        return verifier.report(problem)
+
+    async with contextlib.aclosing(_with_next(store, progress)) as pairs:
+        async for row, after in pairs:
+            problem = verifier.record(row, after)
+            if problem is not None:
+                return verifier.report(problem)
+    return verifier.report(verifier.unsealed_tail())
+
+
+def _checkpoint_order(checkpoints: list[StoredCheckpoint]) -> Problem | None:
+    """Checkpoints are saved as the log grows: a size must never shrink."""
+    largest = 0
+    for stored in checkpoints:
+        if stored.checkpoint is None:
+            continue
+        size = stored.checkpoint.tree_size
+        if size < largest:
+            detail = f"its size {size} is below an earlier checkpoint's {largest}"
+            return Problem(REORDERED, detail, checkpoint=stored.number)
+        largest = max(largest, size)
+    return None
+
+
+async def _with_next(
+    store: LogStore, progress: Callable[[int], None] | None
+) -> AsyncGenerator[tuple[StoredRecord, StoredRecord | None], None]:
+    """Each record with the one after it, streaming chunk by chunk."""
+    held: StoredRecord | None = None
+    done = 0
+    async with contextlib.aclosing(store.iter_records()) as chunks:
+        async for chunk in chunks:
+            for row in chunk:
+                if held is not None:
+                    yield held, row
+                held = row
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+    if held is not None:
+        yield held, None
+
+
+def _fields(row: StoredRecord) -> tuple[int | None, str | None]:
+    """The record's own ``seq`` and ``prev_hash``; None if it has no valid ones."""
+    try:
+        value = parse(row.canonical)
+    except ValueError:
+        return None, None
+    seq, prev_hash = value.get("seq"), value.get("prev_hash")
+    if (
+        isinstance(seq, bool)
+        or not isinstance(seq, int)
+        or not isinstance(prev_hash, str)
+    ):
+        return None, None
+    return seq, prev_hash
+
+
+def _size_of(stored: StoredCheckpoint) -> int:
+    # An unreadable checkpoint is judged first, at size 0.
+    return stored.checkpoint.tree_size if stored.checkpoint is not None else 0

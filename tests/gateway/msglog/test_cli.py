@@ -1,0 +1,88 @@
+"""``mediator log``: verify, search, export and evidence-verify on a state directory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from gateway.cli import main
+from gateway.msglog import KeySigner
+from tests.gateway.msglog.conftest import build_sealed_log, tamper
+
+
+@pytest.fixture
+def state_dir(db_path: Path, signer: KeySigner, jwks: dict[str, Any]) -> Path:
+    """The state directory of a sealed log, with the node's JWKS in its keyring."""
+    sealed_log = asyncio.run(build_sealed_log(db_path, signer))
+    keyring = sealed_log.parent / "keyring"
+    keyring.mkdir()
+    (keyring / "jwks.json").write_bytes(orjson.dumps(jwks))
+    return sealed_log.parent
+
+
+def _run(state_dir: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--state-dir", str(state_dir), "log", *args])
+
+
+def test_verify_intact_log_exits_zero(state_dir: Path) -> None:
+    result = _run(state_dir, "verify")
+    assert result.exit_code == 0, result.output
+    assert "intact" in result.output
+    assert "records:     20" in result.output
+
+
+def test_verify_damaged_log_exits_one_with_the_problem(state_dir: Path) -> None:
+    tamper(state_dir / "messagelog.db", ("DELETE FROM records WHERE seq = 4", ()))
+    result = _run(state_dir, "verify")
+    assert result.exit_code == 1
+    assert "missing record (gap at seq 4)" in result.output
+
+
+def test_verify_with_other_keys_reports_unknown_key(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.json"
+    other.write_text('{"keys": []}')
+    result = _run(state_dir, "verify", "--jwks", str(other))
+    assert result.exit_code == 1
+    assert "unknown key id" in result.output
+
+
+def test_verify_without_a_log_fails(tmp_path: Path) -> None:
+    result = _run(tmp_path, "verify", "--jwks", __file__)
+    assert result.exit_code == 1
+    assert "cannot read public keys" in result.output
+
+
+def test_search_lists_matching_records(state_dir: Path) -> None:
+    result = _run(state_dir, "search", "--decision", "denied", "--limit", "3")
+    assert result.exit_code == 0, result.output
+    assert "msg-18" in result.output
+    assert "msg-17" not in result.output
+
+
+def test_search_rejects_a_bad_time(state_dir: Path) -> None:
+    result = _run(state_dir, "search", "--since", "last tuesday")
+    assert result.exit_code == 2
+    assert "ISO 8601" in result.output
+
+
+def test_export_and_evidence_verify(state_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle.zip"
+    exported = _run(state_dir, "export", "--message-id", "msg-5", "--out", str(out))
+    checked = CliRunner().invoke(main, ["log", "evidence-verify", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert checked.exit_code == 0, checked.output
+    assert "valid" in checked.output
+
+
+def test_export_of_unknown_message_fails(state_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle.zip"
+    result = _run(state_dir, "export", "--message-id", "nope", "--out", str(out))
+    assert result.exit_code == 1
+    assert "no record has this message id" in result.output

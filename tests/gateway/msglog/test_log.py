@@ -1,0 +1,274 @@
+"""The group-commit writer: ordering, durability, recovery, failing closed, sealing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.errors import NodeError, Reason
+from gateway.msglog import KeySigner, MessageLog, RecordError, SqliteLogStore
+from gateway.msglog.checkpoint import load_jwks, verify_signature
+from gateway.msglog.records import SealedRecord, parse
+from gateway.msglog.store import StoreError
+from gateway.msglog.verify import verify_log
+from tests.gateway.msglog.conftest import make_record, tamper
+
+pytestmark = pytest.mark.anyio
+
+
+class FlakyStore(SqliteLogStore):
+    """A SQLite store whose writes fail on demand, before or after committing."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.fail = False
+        self.fail_after_commit = False
+
+    async def append_batch(self, rows: Sequence[SealedRecord]) -> None:
+        if self.fail:
+            raise StoreError("append")
+        await super().append_batch(rows)
+        if self.fail_after_commit:
+            self.fail_after_commit = False
+            raise StoreError("append")
+
+
+async def test_appends_get_contiguous_seqs_chained_by_hash(db_path: Path) -> None:
+    log = MessageLog(SqliteLogStore(db_path))
+    await log.start()
+    receipts = [await log.append(make_record(i)) for i in range(3)]
+    await log.close()
+
+    assert [r.seq for r in receipts] == [0, 1, 2]
+    store = SqliteLogStore(db_path)
+    await store.open()
+    rows = await store.get_range(0, 3)
+    await store.close()
+    assert [parse(r.canonical)["prev_hash"] for r in rows] == [
+        "",
+        *[r.hash for r in rows[:2]],
+    ]
+
+
+async def test_reopened_log_continues_seq_and_chain(
+    db_path: Path, signer: KeySigner, jwks: dict[str, Any]
+) -> None:
+    first = MessageLog(SqliteLogStore(db_path))
+    await first.start()
+    last = [await first.append(make_record(i)) for i in range(5)][-1]
+    await first.close()
+
+    second = MessageLog(SqliteLogStore(db_path), signer=signer)
+    await second.start()
+    receipt = await second.append(make_record(5))
+    await second.close()
+
+    store = SqliteLogStore(db_path)
+    await store.open()
+    (row,) = await store.get_range(5, 6)
+    report = await verify_log(store, load_jwks(jwks))
+    await store.close()
+    assert receipt.seq == 5
+    assert parse(row.canonical)["prev_hash"] == last.hash
+    assert report.ok, report.problem
+
+
+async def test_concurrent_appends_share_transactions(db_path: Path) -> None:
+    store = SqliteLogStore(db_path)
+    log = MessageLog(store, group_commit_ms=20, group_commit_max=64)
+    await log.start()
+    receipts = await asyncio.gather(*(log.append(make_record(i)) for i in range(256)))
+    await log.close()
+
+    assert sorted(r.seq for r in receipts) == list(range(256))
+    assert store.transactions <= 8
+
+
+async def test_batch_never_exceeds_group_commit_max(db_path: Path) -> None:
+    store = SqliteLogStore(db_path)
+    log = MessageLog(store, group_commit_ms=50, group_commit_max=10)
+    await log.start()
+    await asyncio.gather(*(log.append(make_record(i)) for i in range(30)))
+    await log.close()
+    assert store.transactions == 3
+
+
+async def test_failed_write_raises_log_unavailable(db_path: Path) -> None:
+    store = FlakyStore(db_path)
+    log = MessageLog(store)
+    await log.start()
+    store.fail = True
+
+    with pytest.raises(NodeError) as caught:
+        await log.append(make_record(0))
+    await log.close()
+    assert caught.value.reason is Reason.LOG_UNAVAILABLE
+
+
+async def test_log_stays_unavailable_until_a_write_succeeds(db_path: Path) -> None:
+    store = FlakyStore(db_path)
+    log = MessageLog(store)
+    await log.start()
+    await log.append(make_record(0))
+    store.fail = True
+    with pytest.raises(NodeError):
+        await log.append(make_record(1))
+    unavailable = log.available
+
+    store.fail = False
+    receipt = await log.append(make_record(2))
+    await log.close()
+    assert unavailable is False
+    assert receipt.seq == 1
+
+
+async def test_recovery_after_failure_leaves_no_gap_or_duplicate(db_path: Path) -> None:
+    store = FlakyStore(db_path)
+    log = MessageLog(store)
+    await log.start()
+    await asyncio.gather(*(log.append(make_record(i)) for i in range(4)))
+    store.fail = True
+    failed = await asyncio.gather(
+        *(log.append(make_record(i)) for i in range(4, 8)), return_exceptions=True
+    )
+    store.fail = False
+    await asyncio.gather(*(log.append(make_record(i)) for i in range(8, 12)))
+    await log.close()
+
+    assert all(isinstance(r, NodeError) for r in failed)
+    await store.open()
+    report = await verify_log(store, {})
+    await store.close()
+    assert report.ok, report.problem
+    assert report.records == 8
+
+
+async def test_write_that_failed_after_commit_is_not_reused(db_path: Path) -> None:
+    store = FlakyStore(db_path)
+    log = MessageLog(store)
+    await log.start()
+    store.fail_after_commit = True
+    with pytest.raises(NodeError):
+        await log.append(make_record(0))
+    receipt = await log.append(make_record(1))
+    await log.close()
+
+    await store.open()
+    report = await verify_log(store, {})
+    await store.close()
+    assert receipt.seq == 1
+    assert report.ok, report.problem
+
+
+async def test_unloggable_record_fails_alone(db_path: Path) -> None:
+    log = MessageLog(SqliteLogStore(db_path), group_commit_ms=20)
+    await log.start()
+    bad = {**make_record(1), "status": float("nan")}
+    results = await asyncio.gather(
+        log.append(make_record(0)),
+        log.append(bad),
+        log.append(make_record(2)),
+        return_exceptions=True,
+    )
+    await log.close()
+
+    assert isinstance(results[1], RecordError)
+    assert [r.seq for r in (results[0], results[2])] == [0, 1]  # type: ignore[union-attr]
+
+
+async def test_append_after_close_raises_log_unavailable(db_path: Path) -> None:
+    log = MessageLog(SqliteLogStore(db_path))
+    await log.start()
+    await log.close()
+    with pytest.raises(NodeError, match="log_unavailable"):
+        await log.append(make_record(0))
+
+
+async def test_checkpoint_is_signed_over_committed_records(
+    db_path: Path, signer: KeySigner, signing_key: Ed25519PrivateKey
+) -> None:
+    log = MessageLog(SqliteLogStore(db_path), signer=signer, origin="node-a")
+    await log.start()
+    for i in range(3):
+        await log.append(make_record(i))
+    checkpoint = await log.checkpoint()
+    await log.close()
+
+    assert checkpoint is not None
+    assert (checkpoint.origin, checkpoint.tree_size, checkpoint.key_id) == (
+        "node-a",
+        3,
+        "node-a-2024",
+    )
+    assert verify_signature(checkpoint, signer._key.public_key())
+
+
+async def test_checkpoint_with_nothing_new_is_none(
+    db_path: Path, signer: KeySigner
+) -> None:
+    log = MessageLog(SqliteLogStore(db_path), signer=signer)
+    await log.start()
+    await log.append(make_record(0))
+    await log.checkpoint()
+    again = await log.checkpoint()
+    await log.close()
+    assert again is None
+
+
+async def test_no_checkpoint_without_signer(db_path: Path) -> None:
+    log = MessageLog(SqliteLogStore(db_path))
+    await log.start()
+    await log.append(make_record(0))
+    checkpoint = await log.checkpoint()
+    await log.close()
+    assert checkpoint is None
+
+
+async def test_sealer_seals_periodically(db_path: Path, signer: KeySigner) -> None:
+    store = SqliteLogStore(db_path)
+    log = MessageLog(store, signer=signer, checkpoint_interval_s=0.02)
+    await log.start()
+    await log.append(make_record(0))
+    await asyncio.sleep(0.1)
+    sealed = await store.latest_checkpoint()
+    await log.close()
+    assert sealed is not None
+    assert sealed.tree_size == 1
+
+
+async def test_close_commits_pending_and_seals(
+    db_path: Path, signer: KeySigner
+) -> None:
+    store = SqliteLogStore(db_path)
+    log = MessageLog(
+        store, signer=signer, group_commit_ms=1000, checkpoint_interval_s=60
+    )
+    await log.start()
+    pending = [asyncio.ensure_future(log.append(make_record(i))) for i in range(5)]
+    await asyncio.sleep(0)
+    await log.close()
+
+    assert [p.result().seq for p in pending] == list(range(5))
+    await store.open()
+    latest = await store.latest_checkpoint()
+    await store.close()
+    assert latest is not None
+    assert latest.tree_size == 5
+
+
+async def test_start_refuses_a_log_with_a_gap(db_path: Path) -> None:
+    log = MessageLog(SqliteLogStore(db_path))
+    await log.start()
+    for i in range(3):
+        await log.append(make_record(i))
+    await log.close()
+    tamper(db_path, ("DELETE FROM records WHERE seq = 1", ()))
+
+    with pytest.raises(NodeError) as caught:
+        await MessageLog(SqliteLogStore(db_path)).start()
+    assert caught.value.reason is Reason.LOG_UNAVAILABLE

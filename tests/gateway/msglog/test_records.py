@@ -1,0 +1,78 @@
+"""Sealing records: canonical bytes, hashes, and records that cannot be logged."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import pytest
+
+from gateway.errors import NodeError, Reason
+from gateway.msglog import merkle
+from gateway.msglog.records import RecordError, parse, seal
+from tests.gateway.msglog.conftest import make_record
+
+
+def test_seal_assigns_seq_and_prev_hash() -> None:
+    sealed = seal(make_record(1), 7, "ab" * 32)
+    assert parse(sealed.canonical)["seq"] == 7
+    assert parse(sealed.canonical)["prev_hash"] == "ab" * 32
+
+
+def test_hash_and_leaf_are_of_the_canonical_bytes() -> None:
+    sealed = seal(make_record(1), 0, "")
+    assert sealed.hash == hashlib.sha256(sealed.canonical).hexdigest()
+    assert sealed.leaf_hash == merkle.leaf_hash(sealed.canonical)
+
+
+def test_canonical_bytes_sort_keys_without_whitespace() -> None:
+    sealed = seal(make_record(1), 0, "")
+    assert sealed.canonical.startswith(b'{"client_id":"WB/GOV/SED/ifms","decision":')
+    assert b" " not in sealed.canonical
+
+
+def test_seal_fills_search_columns() -> None:
+    sealed = seal(make_record(3, message_id="m-3"), 0, "")
+    assert (sealed.message_id, sealed.decision) == ("m-3", "denied")
+    assert sealed.client_id == "WB/GOV/SED/ifms"
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"status": math.nan}, "FloatDomainError"),
+        ({"status": math.inf}, "FloatDomainError"),
+        ({"status": 2**60}, "IntegerDomainError"),
+        ({"extra": object()}, "CanonicalizationError"),
+        ({"extra": {1: "x"}}, "CanonicalizationError"),
+        ({"decision": "maybe"}, "decision is not one of"),
+        ({"seq": 4}, "assigned by the log"),
+        ({"hash": "00"}, "assigned by the log"),
+        ({"ts": "yesterday"}, "ts is not a number"),
+    ],
+    ids=["nan", "inf", "big-int", "object", "int-key", "decision", "seq", "hash", "ts"],
+)
+def test_unloggable_record_raises_record_error(
+    change: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(RecordError, match=match):
+        seal({**make_record(1), **change}, 0, "")
+
+
+def test_missing_key_is_named() -> None:
+    record = make_record(1)
+    del record["status"]
+    with pytest.raises(RecordError, match="missing keys status"):
+        seal(record, 0, "")
+
+
+def test_record_error_is_an_internal_node_error() -> None:
+    with pytest.raises(NodeError) as caught:
+        seal({**make_record(1), "status": math.nan}, 0, "")
+    assert caught.value.reason is Reason.INTERNAL_ERROR
+
+
+def test_parse_rejects_non_object() -> None:
+    with pytest.raises(ValueError, match="JSON object"):
+        parse(b"[1]")
