@@ -1,0 +1,185 @@
+"""``mediator keys``: create, list, publish and rotate the node's signing keys.
+
+The keyring lives in ``STATE_DIR/keyring``. Its passphrase comes from
+``$MEDIATOR_KEY_PASSPHRASE`` or from ``--passphrase-file`` (mode 0600). Nothing
+here ever prints private key material or the passphrase.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Column, Table
+
+from gateway.cli import CliContext, pass_cli
+from gateway.errors import ConfigError, MediatorError
+from gateway.keyring import ECDSA_P256, ED25519, Keyring, PublicKeyEntry
+from gateway.secrets import Secret, read_passphrase
+
+KEY_ENV_VARIABLE = "MEDIATOR_KEY_PASSPHRASE"
+_COLUMNS = ("algorithm", "state", "created", "activates", "retired", "revoked")
+_ALGORITHMS = {"ed25519": ED25519, "ecdsa-p256": ECDSA_P256}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _passphrase_option(command: F) -> F:
+    return click.option(
+        "--passphrase-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"File with the keyring passphrase (else ${KEY_ENV_VARIABLE}).",
+    )(command)
+
+
+def _friendly_errors(command: F) -> F:
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except MediatorError as exc:
+            raise click.ClickException(exc.log_reason) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _keyring_dir(cli: CliContext) -> Path:
+    return cli.state_dir() / "keyring"
+
+
+def _passphrase(file: Path | None) -> Secret:
+    return read_passphrase(KEY_ENV_VARIABLE, file)
+
+
+def _open(cli: CliContext, file: Path | None) -> Keyring:
+    return Keyring.load(_keyring_dir(cli), _passphrase(file))
+
+
+def _time(value: int | None) -> str:
+    if value is None:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(value, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _describe(entry: PublicKeyEntry) -> str:
+    return f"{entry.kid} ({entry.algorithm}, {entry.state})"
+
+
+@click.group("keys")
+def command() -> None:
+    """The node's signing keys: pending, active, retired and revoked."""
+
+
+@command.command("init")
+@click.option(
+    "--algorithm",
+    type=click.Choice(sorted(_ALGORITHMS)),
+    default="ed25519",
+    show_default=True,
+)
+@_passphrase_option
+@pass_cli
+@_friendly_errors
+def init(cli: CliContext, algorithm: str, passphrase_file: Path | None) -> None:
+    """Create the keyring with one active key."""
+    keyring = Keyring.init(
+        _keyring_dir(cli), _passphrase(passphrase_file), _ALGORITHMS[algorithm]
+    )
+    key = keyring.active()
+    click.echo(f"created keyring {keyring.path} with active key {key.kid}")
+
+
+@command.command("list")
+@_passphrase_option
+@pass_cli
+@_friendly_errors
+def list_keys(cli: CliContext, passphrase_file: Path | None) -> None:
+    """List every key with its state and times."""
+    keyring = _open(cli, passphrase_file)
+    table = Table(
+        Column("kid", no_wrap=True),
+        *(Column(name, no_wrap=True) for name in _COLUMNS),
+    )
+    for entry in sorted(keyring.public_keys().values(), key=lambda e: e.created_at):
+        table.add_row(
+            entry.kid,
+            entry.algorithm,
+            entry.state.value,
+            _time(entry.created_at),
+            _time(entry.activate_at),
+            _time(entry.retired_at),
+            _time(entry.revoked_at),
+        )
+    Console(width=160).print(table)
+
+
+@command.command("export-public")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@_passphrase_option
+@pass_cli
+@_friendly_errors
+def export_public(
+    cli: CliContext, out: Path | None, passphrase_file: Path | None
+) -> None:
+    """Write the public JWKS (pending, active, retired keys) to stdout or --out."""
+    text = json.dumps(_open(cli, passphrase_file).jwks(), indent=2, sort_keys=True)
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n", encoding="utf-8")
+    click.echo(f"wrote {out}")
+
+
+@command.command("rotate")
+@click.option(
+    "--activate-in",
+    "activate_in_s",
+    type=click.IntRange(min=0),
+    default=86_400,
+    show_default=True,
+    help="Seconds the new key stays pending (published, not signing).",
+)
+@click.option("--algorithm", type=click.Choice(sorted(_ALGORITHMS)), default=None)
+@_passphrase_option
+@pass_cli
+@_friendly_errors
+def rotate(
+    cli: CliContext,
+    activate_in_s: int,
+    algorithm: str | None,
+    passphrase_file: Path | None,
+) -> None:
+    """Create a pending key that starts signing after --activate-in seconds."""
+    keyring = _open(cli, passphrase_file)
+    chosen = _ALGORITHMS[algorithm] if algorithm else None
+    entry = keyring.rotate(activate_in_s=activate_in_s, algorithm=chosen)
+    click.echo(
+        f"new pending key {_describe(entry)}; signs from {_time(entry.activate_at)}"
+    )
+
+
+def _transition(name: str, help_text: str) -> None:
+    @command.command(name, help=help_text)
+    @click.argument("kid")
+    @_passphrase_option
+    @pass_cli
+    @_friendly_errors
+    def run(cli: CliContext, kid: str, passphrase_file: Path | None) -> None:
+        keyring = _open(cli, passphrase_file)
+        entry = getattr(keyring, name)(kid)
+        click.echo(f"key {_describe(entry)}")
+
+
+_transition("activate", "Make a pending key active now; the active key is retired.")
+_transition("retire", "Stop a key from signing; it still verifies.")
+_transition("revoke", "Withdraw a key: unpublished, verifies nothing, file deleted.")
