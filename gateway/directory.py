@@ -70,7 +70,9 @@ class Directory:
             for entry in member.subsystems:
                 client = _client_id(f"{member.id}/{entry.code}", path)
                 if client.instance != data.instance:
-                    raise ConfigError(str(path), f"{client}: instance is not {data.instance}")
+                    raise ConfigError(
+                        str(path), f"{client}: instance is not {data.instance}"
+                    )
                 if client in subsystems:
                     raise ConfigError(str(path), f"{client} is listed twice")
                 keys = load_jwks(path.parent / entry.keys) if entry.keys else {}
@@ -127,7 +129,9 @@ def parse_jwks(document: Any, source: str) -> dict[str, RegisteredKey]:
         if not isinstance(kid, str) or not kid or len(kid) > 128:
             raise ConfigError(source, "each key needs a kid of 1-128 characters")
         if alg not in ALLOWED_ALGORITHMS:
-            raise ConfigError(source, f"key {kid!r}: alg must be one of EdDSA, ES256, RS256")
+            raise ConfigError(
+                source, f"key {kid!r}: alg must be one of EdDSA, ES256, RS256"
+            )
         if "d" in jwk or jwk.get("kty") == "oct":
             raise ConfigError(source, f"key {kid!r}: only public keys belong here")
         if kid in keys:

@@ -18,7 +18,7 @@ The tree::
     │   ├── PayloadError               step 7 and 10: JSON, schema, mapping
     │   ├── UpstreamError              step 8 and 9: provider down, slow, bad answer
     │   └── NodeError                  this node cannot serve safely (log, keys, replay)
-    └── ConfigError                    a deployment file is not valid; names file and line
+    └── ConfigError                    a deployment file is not valid (file and line)
 
 Library exceptions are translated where they are caught, with ``raise ... from``.
 """
@@ -245,7 +245,7 @@ class ThrottledError(MediatorError):
 
 
 class PayloadError(MediatorError):
-    """Step 7 and 10: a body is not valid JSON, not valid for its schema, or unmappable."""
+    """Step 7 and 10: a body is not valid JSON, breaks its schema, or cannot map."""
 
     def __init__(
         self,
@@ -259,7 +259,7 @@ class PayloadError(MediatorError):
 
 
 class UpstreamError(MediatorError):
-    """Step 8 and 9: the provider failed or answered something the node cannot pass on."""
+    """Step 8 and 9: the provider failed, or answered what cannot be passed on."""
 
 
 class NodeError(MediatorError):

@@ -33,12 +33,17 @@ class ClientId:
     subsystem: str
 
     def __post_init__(self) -> None:
-        for part in (self.instance, self.member_class, self.member_code, self.subsystem):
+        for part in (
+            self.instance,
+            self.member_class,
+            self.member_code,
+            self.subsystem,
+        ):
             _check_part(part)
 
     @classmethod
     def parse(cls, text: str) -> ClientId:
-        """Parse ``INSTANCE/CLASS/MEMBER/SUBSYSTEM``; raise ResolutionError if malformed."""
+        """Parse ``INSTANCE/CLASS/MEMBER/SUBSYSTEM``; raise ResolutionError."""
         parts = text.split("/")
         if len(parts) != 4:
             raise ResolutionError(Reason.INVALID_IDENTIFIER)

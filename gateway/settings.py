@@ -23,7 +23,7 @@ class KeyringSettings(Strict):
     #: Directory of the node's keyring (encrypted PKCS#8 files and their states).
     path: str = "keyring"
     #: Environment variable that holds the keyring passphrase; never the value.
-    passphrase_env: str = "MEDIATOR_KEY_PASSPHRASE"
+    passphrase_env: str = "MEDIATOR_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
     #: Alternatively a file (mode 0600) that holds the passphrase.
     passphrase_file: str | None = None
 
@@ -41,10 +41,13 @@ class LogSettings(Strict):
 
 
 class RedisSettings(Strict):
-    #: ``redis://127.0.0.1:6379/0``; unset means in-process equivalents on this node.
+    #: ``redis://127.0.0.1:6379/0``; unset or empty means in-process equivalents.
     url: str | None = None
-    #: Database for replay nonces; it must not be evicted (noeviction).
-    replay_db: int | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
 
 
 class LimitSettings(Strict):

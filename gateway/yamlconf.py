@@ -30,7 +30,7 @@ _ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 
 
 class Strict(BaseModel):
-    """Base for configuration models: frozen, and no key that the model does not name."""
+    """Base for configuration models: frozen, and no key the model does not name."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
@@ -87,7 +87,11 @@ def line_of(data: Any, loc: Sequence[int | str]) -> int | None:
         if isinstance(node, CommentedMap) and part in node:
             line = node.lc.key(part)[0] + 1
             node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+        elif (
+            isinstance(node, CommentedSeq)
+            and isinstance(part, int)
+            and part < len(node)
+        ):
             line = node.lc.item(part)[0] + 1
             node = node[part]
         else:

@@ -56,15 +56,9 @@ def main(ctx: click.Context, config_dir: Path, state_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from importlib import import_module
+    from gateway.cli import config, consent, demo, keys, log, serve
 
-    for name in ("serve", "keys", "log", "config", "consent"):
-        try:
-            module = import_module(f"gateway.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"gateway.cli.{name}":
-                raise
-            continue
+    for module in (serve, keys, log, config, consent, demo):
         main.add_command(module.command)
 
 

@@ -1,0 +1,256 @@
+"""The node's ASGI application, built by a factory from a loaded deployment.
+
+``/r1/...`` is the exchange surface (X-Road REST); ``/.well-known/jwks.json``
+publishes the node's public keys; ``/admin/health`` is for load balancers. Every
+request under ``/r1`` and every unknown path gets exactly one message-log record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+
+from gateway import wire
+from gateway.deployment import Deployment
+from gateway.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    FramingError,
+    MediatorError,
+    NodeError,
+    Reason,
+    ThrottledError,
+    UpstreamError,
+)
+from gateway.exchange import Inbound, Outbound
+from gateway.framing import (
+    check_host,
+    check_method,
+    client_request_id,
+    parse_headers,
+    read_body,
+)
+from gateway.logsafe import escape_path
+from gateway.node import Node
+from gateway.record import Decision, ExchangeRecord, sha256_hex
+from gateway.secrets import Secret
+from gateway.signing import sign_response
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = structlog.get_logger("gateway.exchange")
+
+
+def create_app(
+    deployment: Deployment,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    passphrase: Secret | None = None,
+) -> MediatorApp:
+    """The ASGI app of one node; its lifespan starts and stops the node's services."""
+    mediator = MediatorApp()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        node = await Node.start(
+            deployment, http_client=http_client, passphrase=passphrase
+        )
+        mediator.node = node
+        try:
+            yield
+        finally:
+            mediator.node = None
+            await node.stop()
+
+    mediator.lifespan_app = Starlette(lifespan=lifespan)
+    return mediator
+
+
+def app_for_node(node: Node) -> MediatorApp:
+    """The ASGI app over a node that the caller started and will stop."""
+    mediator = MediatorApp()
+    mediator.node = node
+    return mediator
+
+
+class MediatorApp:
+    """Routes ``/r1`` and unknown paths to the exchange handler, and serves the
+    node's public keys and health."""
+
+    def __init__(self) -> None:
+        self.node: Node | None = None
+        self.lifespan_app: Starlette | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            if self.lifespan_app is not None:
+                await self.lifespan_app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        node = self.node
+        if node is None:
+            await _unavailable(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == "/.well-known/jwks.json":
+            await _jwks(node)(scope, receive, send)
+        elif path == "/admin/health":
+            await _health(node)(scope, receive, send)
+        else:
+            await handle_exchange(node, scope, receive, send)
+
+
+async def handle_exchange(
+    node: Node, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Steps 1, 11 and 12 around the pipeline: frame, sign the answer, log, answer."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    client = scope.get("client")
+    record = ExchangeRecord(
+        node_id=node.deployment.settings.node_id,
+        method=str(scope["method"])[:16],
+        path=escape_path(raw_path + (b"?" + query if query else b"")),
+        peer=client[0] if client else None,
+    )
+    aborted = False
+    try:
+        outbound = await _run(
+            node, scope, receive, raw_path, query=query, record=record
+        )
+    except MediatorError as exc:
+        aborted = exc.reason is Reason.CLIENT_ABORTED
+        outbound = _failure(exc, record)
+    except Exception as exc:  # noqa: BLE001 (last resort: a defect answers 500)
+        # Only the type: a traceback or message could carry request values.
+        log.error("exchange.defect", error=type(exc).__name__, step=record.step)  # noqa: TRY400
+        outbound = _failure(MediatorError(Reason.INTERNAL_ERROR), record)
+        record.reason = f"defect_{type(exc).__name__}"[:64]
+
+    response = _finish(node, outbound, record)
+    record.enter("log")
+    try:
+        await node.log.append(record.to_log())
+    except NodeError as exc:
+        record.decision, record.reason = Decision.NODE_ERROR, exc.log_reason
+        response = _finish(node, _failure(exc, record), record)
+    record.enter("send")
+    log.info("exchange", **record.to_event())
+    if not aborted:
+        await response(scope, receive, send)
+
+
+async def _run(
+    node: Node,
+    scope: Scope,
+    receive: Receive,
+    raw_path: bytes,
+    *,
+    query: bytes,
+    record: ExchangeRecord,
+) -> Outbound:
+    # Step 1: frame.
+    limits = node.deployment.settings.limits
+    if len(raw_path) + len(query) > limits.max_uri_bytes:
+        raise FramingError(Reason.URI_TOO_LONG)
+    method = record.method
+    check_method(method)
+    headers = parse_headers(scope["headers"], limits.max_header_bytes)
+    request_id = client_request_id(headers)
+    if request_id is not None:
+        record.request_id = request_id
+    check_host(headers, node.allowed_hosts)
+    body = await read_body(receive, method, headers, limits.max_body_bytes)
+    record.request_bytes = len(body)
+    record.request_body_sha256 = sha256_hex(body) if body else None
+    if not node.log.available:
+        raise NodeError(Reason.LOG_UNAVAILABLE)
+    inbound = Inbound(method, raw_path, query, headers, body)
+    return await node.pipeline.run(inbound, record)
+
+
+def _failure(exc: MediatorError, record: ExchangeRecord) -> Outbound:
+    record.decision = _decision(exc)
+    record.reason = exc.log_reason
+    body = orjson.dumps(
+        {"type": exc.type, "message": exc.message, "detail": record.message_id}
+    )
+    headers = {wire.CONTENT_TYPE: "application/json", wire.XROAD_ERROR: exc.type}
+    headers.update(exc.headers)
+    if isinstance(exc, FramingError):
+        headers["connection"] = "close"
+    return Outbound(exc.status, headers, body, None)
+
+
+def _decision(exc: MediatorError) -> Decision:
+    if isinstance(exc, AuthenticationError | AccessDeniedError | ThrottledError):
+        return Decision.DENIED
+    if isinstance(exc, UpstreamError):
+        return Decision.UPSTREAM_ERROR
+    if isinstance(exc, NodeError) or exc.reason is Reason.INTERNAL_ERROR:
+        return Decision.NODE_ERROR
+    return Decision.REJECTED
+
+
+def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Response:
+    """Step 11: the response with X-Road headers, signed by the node's active key."""
+    record.enter("sign")
+    headers = dict(outbound.headers)
+    headers[wire.XROAD_ID] = record.message_id
+    headers[wire.XROAD_REQUEST_ID] = record.request_id
+    request_hash = node.pipeline.response_request_hash(outbound)
+    if request_hash is not None:
+        headers[wire.XROAD_REQUEST_HASH] = request_hash
+    record.status = outbound.status
+    record.response_body_sha256 = sha256_hex(outbound.body)
+    try:
+        key = node.keyring.active()
+        headers.update(
+            sign_response(
+                key, status=outbound.status, headers=headers, body=outbound.body
+            )
+        )
+    except NodeError:
+        record.reason = record.reason or "response_unsigned"
+    return Response(outbound.body, status_code=outbound.status, headers=headers)
+
+
+def _jwks(node: Node) -> Response:
+    # Short cache life, so that relying parties see a pending key before it signs.
+    return JSONResponse(node.keyring.jwks(), headers={"cache-control": "max-age=300"})
+
+
+def _health(node: Node) -> Response:
+    checks = {"log": node.log.available, "signing_key": _has_active_key(node)}
+    healthy = all(checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
+    error = MediatorError(Reason.MAINTENANCE)
+    body = {"type": error.type, "message": error.message, "detail": ""}
+    response = JSONResponse(body, status_code=error.status)
+    response.headers[wire.XROAD_ERROR] = error.type
+    await response(scope, receive, send)
+
+
+def _has_active_key(node: Node) -> bool:
+    try:
+        node.keyring.active()
+    except NodeError:
+        return False
+    return True

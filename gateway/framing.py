@@ -1,0 +1,128 @@
+"""Step 1 of an exchange: frame the request before anything reads it.
+
+The HTTP server (uvicorn with httptools) has already refused what it cannot parse.
+This module applies the mediator's own rules on top: one Host from the allow-list,
+header values without control characters, no body on methods that have none, and a
+body read against the size cap without ever holding more than the cap in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import FramingError, Reason
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+_BODYLESS = frozenset({"GET", "HEAD", "DELETE"})
+# RFC 9110 section 5.5: field values are visible ASCII, obs-text, space and tab.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """Request headers as received: lower-case names, every value kept in order."""
+
+    items: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> str | None:
+        values = self.get_all(name)
+        return values[0] if values else None
+
+    def get_all(self, name: str) -> list[str]:
+        return [value for key, value in self.items if key == name]
+
+    def only(self, name: str, reason: Reason) -> str | None:
+        """The header's single value; raise FramingError if it is repeated."""
+        values = self.get_all(name)
+        if len(values) > 1:
+            raise FramingError(reason, log_reason=f"duplicate_{name.replace('-', '_')}")
+        return values[0] if values else None
+
+
+def parse_headers(raw: Iterable[tuple[bytes, bytes]], max_bytes: int) -> Headers:
+    """Decode raw ASGI headers; raise FramingError for size or control characters."""
+    items: list[tuple[str, str]] = []
+    total = 0
+    for name, value in raw:
+        total += len(name) + len(value) + 4
+        if total > max_bytes:
+            raise FramingError(Reason.HEADERS_TOO_LARGE)
+        if _BAD_VALUE.search(value):
+            raise FramingError(Reason.INVALID_HEADER, log_reason="control_character")
+        items.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+    return Headers(tuple(items))
+
+
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise FramingError(Reason.METHOD_NOT_ALLOWED)
+
+
+def check_host(headers: Headers, allowed: frozenset[str]) -> str:
+    """The request's Host, which must appear once and be in the allow-list."""
+    host = headers.only("host", Reason.INVALID_HOST)
+    if host is None or host.lower() not in allowed:
+        raise FramingError(Reason.INVALID_HOST)
+    return host
+
+
+def declared_length(headers: Headers) -> int | None:
+    """The single, well-formed Content-Length, if any (RFC 9112 section 6.3)."""
+    values = headers.get_all("content-length")
+    if not values:
+        return None
+    if len(values) > 1 or "," in values[0]:
+        raise FramingError(Reason.DUPLICATE_CONTENT_LENGTH)
+    text = values[0].strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 15:
+        raise FramingError(
+            Reason.AMBIGUOUS_MESSAGE_LENGTH, log_reason="bad_content_length"
+        )
+    if headers.get("transfer-encoding") is not None:
+        raise FramingError(Reason.AMBIGUOUS_MESSAGE_LENGTH)
+    return int(text)
+
+
+def client_request_id(headers: Headers) -> str | None:
+    """A client-chosen X-Road-Request-Id, echoed only when it is plainly safe."""
+    value = headers.get("x-road-request-id")
+    if value is not None and _REQUEST_ID.fullmatch(value):
+        return value
+    return None
+
+
+async def read_body(
+    receive: Receive, method: str, headers: Headers, max_bytes: int
+) -> bytes:
+    """Read the whole body, never more than ``max_bytes``; raise FramingError.
+
+    A declared length over the cap is refused before a byte is read (and before any
+    ``100 Continue``); a chunked body is cut off at the first byte past the cap. A
+    client that disconnects mid-body gets ``client_aborted``: the partial body is
+    never treated as complete.
+    """
+    length = declared_length(headers)
+    if length is not None and length > max_bytes:
+        raise FramingError(Reason.BODY_TOO_LARGE, log_reason="declared_too_large")
+    if method in _BODYLESS and not length and headers.get("transfer-encoding") is None:
+        return b""
+
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise FramingError(Reason.CLIENT_ABORTED)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise FramingError(Reason.BODY_TOO_LARGE)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

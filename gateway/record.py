@@ -1,0 +1,134 @@
+"""The record of one exchange, filled in step by step and logged at the end.
+
+The same facts go to the message log (as the record) and to the structured log line
+(a subset). Values come from verified credentials and from the node's own parsing:
+the path is stored escaped as received, never decoded; bodies only as digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Decision(StrEnum):
+    FORWARDED = "forwarded"
+    REJECTED = "rejected"  # the message itself is not acceptable (steps 1-3, 7)
+    DENIED = "denied"  # a policy said no (steps 2, 4-6)
+    UPSTREAM_ERROR = "upstream_error"  # the provider failed (steps 8-10)
+    NODE_ERROR = "node_error"  # this node could not serve safely
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class ExchangeRecord:
+    """What is known of an exchange so far; ``to_log()`` gives the logged form."""
+
+    node_id: str
+    method: str
+    path: str
+    peer: str | None
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.time)
+    started_mono: float = field(default_factory=time.perf_counter)
+    step: str = "frame"
+    client_id: str | None = None
+    key_id: str | None = None
+    jti_hash: str | None = None
+    service_id: str | None = None
+    endpoint: str | None = None
+    rule_id: str | None = None
+    purpose: str | None = None
+    lawful_basis: str | None = None
+    consent_id: str | None = None
+    subject_hash: str | None = None
+    adapter: str | None = None
+    decision: Decision = Decision.REJECTED
+    status: int = 0
+    reason: str | None = None
+    upstream_called: bool = False
+    upstream_attempts: int = 0
+    upstream_status: int | None = None
+    request_bytes: int = 0
+    request_body_sha256: str | None = None
+    forwarded_body_sha256: str | None = None
+    upstream_body_sha256: str | None = None
+    response_body_sha256: str | None = None
+    request_signature_kid: str | None = None
+    upstream_signature_kid: str | None = None
+    durations_ms: dict[str, float] = field(default_factory=dict)
+    _mark: float = field(default_factory=time.perf_counter)
+
+    def enter(self, step: str) -> None:
+        """Close the timing of the current step and start ``step``."""
+        now = time.perf_counter()
+        self.durations_ms[self.step] = round((now - self._mark) * 1000, 3)
+        self.step, self._mark = step, now
+
+    def total_ms(self) -> float:
+        return round((time.perf_counter() - self.started_mono) * 1000, 3)
+
+    def to_log(self) -> dict[str, Any]:
+        """The message-log record: JSON types only, no body, no token, no raw id."""
+        record: dict[str, Any] = {
+            "ts": round(self.started, 6),
+            "message_id": self.message_id,
+            "request_id": self.request_id,
+            "node_id": self.node_id,
+            "direction": "exchange",
+            "peer": self.peer,
+            "client_id": self.client_id,
+            "key_id": self.key_id,
+            "jti_hash": self.jti_hash,
+            "service_id": self.service_id,
+            "method": self.method,
+            "path": self.path,
+            "rule_id": self.rule_id,
+            "purpose": self.purpose,
+            "lawful_basis": self.lawful_basis,
+            "consent_id": self.consent_id,
+            "subject_hash": self.subject_hash,
+            "adapter": self.adapter,
+            "decision": self.decision.value,
+            "status": self.status,
+            "reason": self.reason,
+            "step": self.step,
+            "upstream_called": self.upstream_called,
+            "upstream_attempts": self.upstream_attempts,
+            "upstream_status": self.upstream_status,
+            "request_bytes": self.request_bytes,
+            "request_body_sha256": self.request_body_sha256,
+            "forwarded_body_sha256": self.forwarded_body_sha256,
+            "upstream_body_sha256": self.upstream_body_sha256,
+            "response_body_sha256": self.response_body_sha256,
+            "request_signature_kid": self.request_signature_kid,
+            "upstream_signature_kid": self.upstream_signature_kid,
+            "duration_ms": {k: float(v) for k, v in self.durations_ms.items()},
+        }
+        return record
+
+    def to_event(self) -> dict[str, Any]:
+        """The fields of the one structured log line per exchange."""
+        return {
+            "message_id": self.message_id,
+            "request_id": self.request_id,
+            "client_id": self.client_id,
+            "service_id": self.service_id,
+            "method": self.method,
+            "decision": self.decision.value,
+            "status": self.status,
+            "reason": self.reason,
+            "step": self.step,
+            "purpose": self.purpose,
+            "upstream_attempts": self.upstream_attempts,
+            "duration_ms": self.total_ms(),
+            "steps_ms": dict(self.durations_ms),
+        }
