@@ -26,6 +26,7 @@ from gateway.errors import (
     MediatorError,
     NodeError,
     Reason,
+    ResolutionError,
     ThrottledError,
     UpstreamError,
 )
@@ -174,6 +175,9 @@ async def _run(
     body = await read_body(receive, method, headers, limits.max_body_bytes)
     record.request_bytes = len(body)
     record.request_body_sha256 = sha256_hex(body) if body else None
+    if not raw_path.startswith(b"/r1/"):
+        # Not the exchange surface: nothing here for any client, signed in or not.
+        raise ResolutionError(Reason.UNKNOWN_SERVICE, log_reason="not_an_exchange_path")
     if not node.log.available:
         raise NodeError(Reason.LOG_UNAVAILABLE)
     inbound = Inbound(method, raw_path, query, headers, body)

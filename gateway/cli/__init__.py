@@ -60,6 +60,7 @@ def _register() -> None:
 
     for module in (serve, keys, log, config, consent, demo):
         main.add_command(module.command)
+    main.add_command(config.adapters_command)
 
 
 _register()

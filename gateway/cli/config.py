@@ -27,3 +27,31 @@ def check(ctx: CliContext) -> None:
         click.echo(f"{len(errors)} problem(s) in {ctx.config_dir}", err=True)
         sys.exit(1)
     click.echo(f"{ctx.config_dir}: configuration is valid")
+
+
+@click.group("adapters")
+def adapters_command() -> None:
+    """Work with the deployment's adapters."""
+
+
+@adapters_command.command("test")
+@pass_cli
+def adapters_test(ctx: CliContext) -> None:
+    """Run every adapter's examples, both directions; exit 1 if any fails."""
+    from adapters import AdapterSet, run_examples
+    from gateway.errors import ConfigError
+
+    try:
+        adapters = AdapterSet.load(ctx.config_dir / "adapters")
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    results = run_examples(adapters)
+    for result in results:
+        mark = "ok  " if result.passed else "FAIL"
+        detail = "" if result.passed else f": {result.detail}"
+        click.echo(f"{mark} {result.adapter} / {result.example}{detail}")
+    failed = sum(not r.passed for r in results)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        sys.exit(1)

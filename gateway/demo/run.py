@@ -143,10 +143,11 @@ def _processes(demo: DemoDeployment) -> Iterator[Any]:
 def _spawn(
     argv: Sequence[str], env: dict[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(  # noqa: S603 (our own entry points)
-        argv, env=env, stdout=handle, stderr=subprocess.STDOUT
-    )
+    # The child keeps its own copy of the file descriptor; ours is closed at once.
+    with log.open("wb") as handle:
+        return subprocess.Popen(  # noqa: S603 (our own entry points)
+            argv, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str) -> None:

@@ -108,7 +108,6 @@ def prepare(
 
 
 def _give_subsystems_keys(demo: DemoDeployment) -> None:
-    demo.apply_environ()
     directory = Directory.load(demo.config_dir / "directory.yaml")
     for subsystem in directory.subsystems():
         kid = f"{subsystem.id.subsystem}-demo-1"

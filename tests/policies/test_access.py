@@ -25,13 +25,13 @@ AIKYASHREE = ClientId.parse("WB/GOV/MAME/aikyashree")
     ("client", "service", "request_line", "rule_id"),
     [
         (KANYASHREE, STUDENTS, "POST /verify-enrolment", "kanyashree-verify"),
-        (SABOOJSATHI, STUDENTS, "GET /", "saboojsathi-roster"),
-        (SABOOJSATHI, STUDENTS, "HEAD /", "saboojsathi-roster"),
+        (SABOOJSATHI, STUDENTS, "GET /roster/19110900503", "saboojsathi-roster"),
+        (SABOOJSATHI, STUDENTS, "HEAD /roster/19110900503", "saboojsathi-roster"),
         (SABOOJSATHI, SCHOOLS, "GET /19110900503", "saboojsathi-schools"),
         (
             IFMS,
             STUDENTS,
-            "POST /WB201900001236/bank-account/verify",
+            "POST /beneficiary-check",
             "ifms-bank-account-verify",
         ),
     ],
@@ -88,17 +88,17 @@ def test_request_no_rule_names_is_denied(
 
 
 def test_match_captures_path_parameters(access: AccessPolicy) -> None:
-    found = access.match(IFMS, STUDENTS, "POST", "/WB201900001236/bank-account/verify")
+    found = access.match(SABOOJSATHI, STUDENTS, "GET", "/roster/19110900503")
 
-    assert found.params == {"student_id": "WB201900001236"}
-    assert found.pattern == "/{student_id}/bank-account/verify"
+    assert found.params == {"udise_code": "19110900503"}
+    assert found.pattern == "/roster/{udise_code}"
 
 
 def test_allowed_lists_endpoints_of_one_provider(access: AccessPolicy) -> None:
     assert access.allowed(SABOOJSATHI, REGISTRY) == [
         (SCHOOLS, "GET", "/"),
         (SCHOOLS, "GET", "/{udise_code}"),
-        (STUDENTS, "GET", "/"),
+        (STUDENTS, "GET", "/roster/{udise_code}"),
     ]
     assert access.allowed(AIKYASHREE, REGISTRY) == []
 

@@ -109,7 +109,7 @@ def test_purpose_in_rule_but_not_configured_is_denied(purposes: PurposeSet) -> N
             {"student_id": "WB201900001236"},
             "WB201900001236",
         ),
-        ("ifms-beneficiary-check", {"student_id": "WB1"}, None, "WB1"),
+        ("ifms-beneficiary-check", {"student_id": "WB1"}, None, None),
         ("ifms-beneficiary-check", {}, None, None),
         ("saboojsathi-roster", {"student_id": "WB1"}, {"student_id": "WB2"}, None),
     ],
