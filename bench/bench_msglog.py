@@ -1,23 +1,29 @@
 """Message log throughput: group commit on SQLite, and whole-log verification time.
 
-Run: ``.venv/bin/python bench/bench_msglog.py [--records 20000] [--verify 100000]``.
-Writes into a temporary directory that is removed afterwards.
+Run: ``.venv/bin/python bench/bench_msglog.py [--records 20000] [--verify 100000]
+[--postgres postgresql://postgres@127.0.0.1:5432/postgres]``. Writes into a
+temporary directory (and a PostgreSQL schema) that are removed afterwards. The
+verify run also times one inclusion proof at the full size and reports peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.msglog import KeySigner, MessageLog, SqliteLogStore, public_jwk
+from gateway.msglog import KeySigner, LogStore, MessageLog, SqliteLogStore, public_jwk
 from gateway.msglog.checkpoint import load_jwks
+from gateway.msglog.evidence import _inclusion_paths
+from gateway.msglog.postgres import PostgresLogStore
 from gateway.msglog.verify import verify_log
 
 
@@ -41,8 +47,9 @@ def record(i: int) -> dict[str, Any]:
     }
 
 
-async def appenders(db: Path, total: int, concurrency: int, signer: KeySigner) -> None:
-    store = SqliteLogStore(db)
+async def appenders(
+    store: LogStore, label: str, total: int, concurrency: int, signer: KeySigner
+) -> None:
     log = MessageLog(store, signer=signer, checkpoint_interval_s=1.0)
     await log.start()
     latencies: list[float] = []
@@ -61,7 +68,8 @@ async def appenders(db: Path, total: int, concurrency: int, signer: KeySigner) -
 
     p99 = statistics.quantiles(latencies, n=100)[98] * 1000
     print(
-        f"append: {total} records, {concurrency} appenders: {total / elapsed:,.0f}/s, "
+        f"append ({label}): {total} records, {concurrency} appenders: "
+        f"{total / elapsed:,.0f}/s, "
         f"p50 {statistics.median(latencies) * 1000:.2f} ms, p99 {p99:.2f} ms, "
         f"{store.transactions} transactions ({total / store.transactions:.0f}/tx)"
     )
@@ -84,10 +92,32 @@ async def verify(db: Path, total: int, signer: KeySigner, jwks: dict[str, Any]) 
     report = await verify_log(store, load_jwks(jwks))
     elapsed = time.perf_counter() - started
     await store.close()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"verify: {report.records} records, {report.checkpoints} checkpoints in "
-        f"{elapsed:.2f} s ({report.records / elapsed:,.0f} records/s), ok={report.ok}"
+        f"{elapsed:.2f} s ({report.records / elapsed:,.0f} records/s), ok={report.ok}, "
+        f"peak RSS {rss_mb:.0f} MB"
     )
+    await store.open()
+    started = time.perf_counter()
+    await _inclusion_paths(store, [total // 2], total)
+    proof_ms = (time.perf_counter() - started) * 1000
+    await store.close()
+    print(f"inclusion proof at {total} records: {proof_ms:.1f} ms")
+
+
+async def postgres_appenders(
+    dsn: str, total: int, concurrency: int, signer: KeySigner
+) -> None:
+    schema = "msglog_bench"
+    try:
+        await appenders(
+            PostgresLogStore(dsn, schema=schema), "postgres", total, concurrency, signer
+        )
+    finally:
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
 
 
 def main() -> None:
@@ -95,6 +125,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--verify", type=int, default=100000)
+    parser.add_argument("--postgres", help="DSN of a loopback PostgreSQL to bench")
     args = parser.parse_args()
 
     key = Ed25519PrivateKey.generate()
@@ -102,8 +133,20 @@ def main() -> None:
     jwks = {"keys": [public_jwk("bench", key.public_key())]}
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(
-            appenders(Path(tmp) / "a.db", args.records, args.concurrency, signer)
+            appenders(
+                SqliteLogStore(Path(tmp) / "a.db"),
+                "sqlite",
+                args.records,
+                args.concurrency,
+                signer,
+            )
         )
+        if args.postgres:
+            asyncio.run(
+                postgres_appenders(
+                    args.postgres, args.records, args.concurrency, signer
+                )
+            )
         asyncio.run(verify(Path(tmp) / "v.db", args.verify, signer, jwks))
 
 

@@ -1,14 +1,16 @@
 """``mediator log``: verify, search and export the message log of a node.
 
-Every subcommand reads ``messagelog.db`` in the state directory and, where keys
-are needed, the node's public keys from ``keyring/jwks.json`` there (or
-``--jwks FILE``). Verifying and exporting need nothing else: no running node, no
-private key.
+Every subcommand reads the log node.yaml names (``log.store: postgres`` and its
+DSN), else ``messagelog.db`` in the state directory. Where keys are needed it reads
+``keyring/keyring.json`` there (public metadata only: every key that ever signed,
+with revocation times), else ``keyring/jwks.json``, or ``--jwks FILE``. Verifying
+and exporting need nothing else: no running node, no private key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,18 +20,25 @@ import click
 import orjson
 
 from gateway.cli import CliContext, pass_cli
+from gateway.errors import ConfigError
 from gateway.msglog import (
     EvidenceError,
+    LogStore,
+    PublicKey,
     SearchQuery,
     SqliteLogStore,
     export_evidence,
     load_jwks,
+    officer,
     verify_evidence,
     verify_log,
 )
-from gateway.msglog.records import DECISIONS, parse
-from gateway.msglog.store import StoredRecord
-from gateway.msglog.verify import VerifyReport
+from gateway.msglog.records import DECISIONS
+from gateway.msglog.stores import store_from_settings
+from gateway.msglog.verify import VerifyReport, keys_from_keyring
+from gateway.settings import LogSettings, NodeSettings
+from gateway.subjects import SubjectHasher
+from gateway.yamlconf import load_model
 
 T = TypeVar("T")
 
@@ -64,16 +73,19 @@ def verify(cli: CliContext, jwks_file: Path | None) -> None:
     )
 
     console = Console()
-    keys = load_jwks(_read_jwks(cli, jwks_file))
+    keys, revoked_at = _verification_keys(cli, jwks_file)
     with Progress(
         TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=console
     ) as bar:
         task = bar.add_task("records", total=None)
 
-        async def run(store: SqliteLogStore) -> VerifyReport:
+        async def run(store: LogStore) -> VerifyReport:
             bar.update(task, total=(await store.tail()).size)
             return await verify_log(
-                store, keys, progress=lambda done: bar.update(task, completed=done)
+                store,
+                keys,
+                progress=lambda done: bar.update(task, completed=done),
+                revoked_at=revoked_at,
             )
 
         report = _with_store(cli, run)
@@ -100,7 +112,7 @@ def export(cli: CliContext, message_id: str, out: Path, jwks_file: Path | None) 
     """Write an evidence bundle (zip) for one exchange, checkable offline."""
     jwks = _read_jwks(cli, jwks_file)
 
-    async def run(store: SqliteLogStore) -> list[int]:
+    async def run(store: LogStore) -> list[int]:
         return await export_evidence(store, message_id, jwks, out)
 
     try:
@@ -117,6 +129,11 @@ def export(cli: CliContext, message_id: str, out: Path, jwks_file: Path | None) 
 @click.option("--service", "service_id", help="Service id.")
 @click.option("--decision", type=click.Choice(sorted(DECISIONS)))
 @click.option("--message-id")
+@click.option(
+    "--student",
+    "student_id",
+    help="Student id: searched as its keyed hash (the state directory's key).",
+)
 @click.option("--since", help="ISO 8601 time or epoch seconds (UTC if no zone).")
 @click.option("--until", help="ISO 8601 time or epoch seconds, exclusive.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
@@ -128,6 +145,7 @@ def search(
     service_id: str | None,
     decision: str | None,
     message_id: str | None,
+    student_id: str | None,
     since: str | None,
     until: str | None,
     limit: int,
@@ -146,14 +164,18 @@ def search(
         limit=limit,
     )
 
-    async def run(store: SqliteLogStore) -> list[StoredRecord]:
-        return await store.search(query)
+    subjects = _subject_hasher(cli) if student_id is not None else None
+
+    async def run(store: LogStore) -> list[dict[str, Any]]:
+        return await officer.search(
+            store, query, student_id=student_id, subjects=subjects
+        )
 
     table = Table("seq", "time (UTC)", "message id", "client", "service", "decision")
     table.add_column("status")
     table.add_column("reason")
-    for row in _with_store(cli, run):
-        table.add_row(*_cells(parse(row.canonical), row.seq))
+    for record in _with_store(cli, run):
+        table.add_row(*_cells(record, record["seq"]))
     Console().print(table)
 
 
@@ -173,13 +195,59 @@ def evidence_verify(bundle: Path) -> None:
     raise SystemExit(1)
 
 
-def _with_store(cli: CliContext, run: Callable[[SqliteLogStore], Awaitable[T]]) -> T:
+def _open_store(cli: CliContext) -> LogStore:
+    settings = _log_settings(cli)
+    if settings is not None and settings.store == "postgres":
+        try:
+            return store_from_settings(settings, Path)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
     path = cli.state_dir() / "messagelog.db"
     if not path.is_file():
         raise click.ClickException(f"no message log at {path}")
+    return SqliteLogStore(path)
+
+
+def _log_settings(cli: CliContext) -> LogSettings | None:
+    """``log:`` of node.yaml, or None if there is no node.yaml."""
+    path = cli.config_dir / "node.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return load_model(path, NodeSettings).log
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _subject_hasher(cli: CliContext) -> SubjectHasher:
+    settings = _log_settings(cli)
+    env = settings.subject_hash_key_env if settings else "MEDIATOR_SUBJECT_HASH_KEY"
+    state = cli.state_dir()
+    if not os.environ.get(env) and not (state / "subject-hash.key").is_file():
+        raise click.ClickException(f"no subject hash key in {state} or ${env}")
+    try:
+        return SubjectHasher.from_state(state, env)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _verification_keys(
+    cli: CliContext, jwks_file: Path | None
+) -> tuple[dict[str, PublicKey], dict[str, float]]:
+    """The keys to check checkpoints with, and revocation times by key id."""
+    metadata = cli.state_dir() / "keyring" / "keyring.json"
+    if jwks_file is not None or not metadata.is_file():
+        return load_jwks(_read_jwks(cli, jwks_file)), {}
+    try:
+        return keys_from_keyring(orjson.loads(metadata.read_bytes()), str(metadata))
+    except (OSError, orjson.JSONDecodeError, ConfigError) as exc:
+        raise click.ClickException(f"cannot read the keys in {metadata}") from exc
+
+
+def _with_store(cli: CliContext, run: Callable[[LogStore], Awaitable[T]]) -> T:
+    store = _open_store(cli)
 
     async def main() -> T:
-        store = SqliteLogStore(path)
         await store.open()
         try:
             return await run(store)

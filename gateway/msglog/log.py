@@ -7,12 +7,18 @@ its ``seq`` and ``prev_hash``, writes the batch in one transaction and only then
 advances the Merkle frontier and answers the waiting appends. Because one task does
 all of this, the order of ``seq`` is exactly the order of the chain and the tree.
 
+Sequence numbers come from the database: the store seals each batch after the
+stored tail inside the transaction that excludes other writers, so several nodes
+can write one PostgreSQL log. After a commit the frontier first catches up with
+records other nodes committed before the batch, then takes the batch's leaves.
+
 If a write fails, every append in that batch raises ``NodeError(LOG_UNAVAILABLE)``
 and :attr:`MessageLog.available` is false until a later write succeeds; nothing is
 half-assigned, so the next record takes the seq the failed batch would have used.
 
-A checkpoint seals only committed records: it is built from the frontier, which
-moves only after a commit.
+A checkpoint seals only committed, contiguous records: the frontier catches up to
+the store's tail, and the checkpoint is built from it. Only the elected sealer
+(:meth:`LogStore.claim_sealer`) seals, and never below a stored checkpoint's size.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from gateway.msglog.checkpoint import (
 )
 from gateway.msglog.merkle import CompactRange
 from gateway.msglog.records import RecordError, SealedRecord, seal
-from gateway.msglog.store import LogStore, StoreError
+from gateway.msglog.store import LogStore, LogTail, StoreError
 
 logger = structlog.get_logger(__name__)
 
@@ -78,15 +84,14 @@ class MessageLog:
         self._clock = clock
 
         self._tree = CompactRange()
-        self._last_hash = ""
-        self._sealed_size = 0
+        self._stale = False
         self._available = False
-        self._needs_resync = False
         self._closing = False
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._seal_lock = asyncio.Lock()
+        self._tree_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
         self._sealer: asyncio.Task[None] | None = None
 
@@ -109,11 +114,9 @@ class MessageLog:
         await self._store.open()
         try:
             await self._reload()
-            latest = await self._store.latest_checkpoint()
         except NodeError:
             await self._store.close()
             raise
-        self._sealed_size = latest.tree_size if latest is not None else 0
 
         self._closing = False
         self._available = True
@@ -147,12 +150,16 @@ class MessageLog:
         if self._signer is None:
             return None
         async with self._seal_lock:
-            size = self._tree.size
-            if size in (0, self._sealed_size):
+            if not await self._store.claim_sealer():
                 return None
-            checkpoint = await self._sign(size, self._tree.root())
+            async with self._tree_lock:
+                await self._catch_up((await self._store.tail()).size)
+                size, root = self._tree.size, self._tree.root()
+            latest = await self._store.latest_checkpoint()
+            if size == 0 or (latest is not None and latest.tree_size >= size):
+                return None
+            checkpoint = await self._sign(size, root)
             await self._store.save_checkpoint(checkpoint)
-            self._sealed_size = size
             return checkpoint
 
     async def close(self) -> None:
@@ -202,66 +209,70 @@ class MessageLog:
                 await self._full.wait()
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            if self._needs_resync:
-                await self._resync()
-        except Exception:  # noqa: BLE001 - translated: the batch fails closed
-            _fail_all([future for _, future in batch], "log_resync_failed")
-            return
+        sealed: list[tuple[SealedRecord, asyncio.Future[Receipt]]] = []
+        failed: list[tuple[asyncio.Future[Receipt], RecordError]] = []
 
-        rows, futures = self._seal_batch(batch)
-        if not rows:
-            return
+        def seal_after(tail: LogTail) -> list[SealedRecord]:
+            # May run on the store's thread: only builds lists, touches no future.
+            sealed[:], failed[:] = _seal_batch(batch, tail)
+            return [row for row, _ in sealed]
+
         try:
-            await self._store.append_batch(rows)
+            rows = await self._store.append_sealing(seal_after)
         except Exception as exc:  # noqa: BLE001 - every store failure must fail closed
             self._available = False
-            self._needs_resync = True
             logger.warning("msglog_write_failed", error=type(exc).__name__)
-            _fail_all(futures, "log_write_failed")
+            _fail_all([future for _, future in batch], "log_write_failed")
             return
+        finally:
+            for future, error in failed:
+                if not future.done():
+                    future.set_exception(error)
 
-        for row in rows:
-            self._tree.append(row.leaf_hash)
-        self._last_hash = rows[-1].hash
         self._available = True
-        for row, future in zip(rows, futures, strict=True):
+        await self._advance(rows)
+        for row, future in sealed:
             if not future.done():
                 future.set_result(Receipt(row.seq, row.hash, row.leaf_hash))
 
-    def _seal_batch(
-        self, batch: list[_Pending]
-    ) -> tuple[list[SealedRecord], list[asyncio.Future[Receipt]]]:
-        """Assign seq and prev_hash; a record that cannot be sealed fails alone."""
-        rows: list[SealedRecord] = []
-        futures: list[asyncio.Future[Receipt]] = []
-        seq, prev_hash = self._tree.size, self._last_hash
-        for record, future in batch:
-            try:
-                row = seal(record, seq, prev_hash)
-            except RecordError as exc:
-                if not future.done():
-                    future.set_exception(exc)
-                continue
-            rows.append(row)
-            futures.append(future)
-            seq, prev_hash = seq + 1, row.hash
-        return rows, futures
-
-    async def _resync(self) -> None:
-        """After a failed write, make sure the store holds what the frontier says.
-
-        A commit can fail after it became durable; then the store is ahead and the
-        frontier is rebuilt from it, so no seq is used twice.
-        """
-        tail = await self._store.tail()
-        if tail.size == self._tree.size and tail.last_hash == self._last_hash:
-            self._needs_resync = False
+    async def _advance(self, rows: list[SealedRecord]) -> None:
+        """Add committed rows to the frontier, after what other writers added."""
+        if not rows:
             return
-        await self._reload()
+        async with self._tree_lock:
+            try:
+                await self._catch_up(rows[0].seq)
+            except NodeError as exc:
+                # The rows are durable; the frontier is rebuilt before it is used.
+                logger.warning("msglog_catch_up_failed", reason=exc.log_reason)
+                self._stale = True
+                return
+            if self._tree.size != rows[0].seq:
+                self._stale = True
+                return
+            for row in rows:
+                self._tree.append(row.leaf_hash)
+
+    async def _catch_up(self, size: int) -> None:
+        """Extend the frontier with stored leaves up to ``size`` (tree lock held).
+
+        Raises NodeError(LOG_UNAVAILABLE) if the store fails or is not contiguous.
+        """
+        if self._stale:
+            await self._reload()
+        if self._tree.size >= size:
+            return
+        leaves = self._store.iter_leaf_hashes(self._tree.size)
+        async with contextlib.aclosing(leaves) as chunks:
+            async for chunk in chunks:
+                for leaf in chunk[: size - self._tree.size]:
+                    self._tree.append(leaf)
+                if self._tree.size >= size:
+                    return
+        raise StoreError("catch_up_not_contiguous")
 
     async def _reload(self) -> None:
-        """Rebuild the frontier and chain head from the store (start, after a failure).
+        """Rebuild the frontier from the store (start, or after it went stale).
 
         Raises NodeError(LOG_UNAVAILABLE) if the stored records are not contiguous.
         """
@@ -273,9 +284,8 @@ class MessageLog:
         tail = await self._store.tail()
         if tail.size != tree.size:
             raise StoreError("recover_not_contiguous")
-
-        self._tree, self._last_hash = tree, tail.last_hash
-        self._needs_resync = False
+        self._tree = tree
+        self._stale = False
 
     # -- the sealer task ---------------------------------------------------------------
 
@@ -303,6 +313,27 @@ class MessageLog:
             raise NodeError(
                 Reason.SIGNING_UNAVAILABLE, log_reason="checkpoint_sign_failed"
             ) from exc
+
+
+def _seal_batch(
+    batch: list[_Pending], tail: LogTail
+) -> tuple[
+    list[tuple[SealedRecord, asyncio.Future[Receipt]]],
+    list[tuple[asyncio.Future[Receipt], RecordError]],
+]:
+    """Seal after ``tail``; a record that cannot be sealed fails alone."""
+    sealed: list[tuple[SealedRecord, asyncio.Future[Receipt]]] = []
+    failed: list[tuple[asyncio.Future[Receipt], RecordError]] = []
+    seq, prev_hash = tail.size, tail.last_hash
+    for record, future in batch:
+        try:
+            row = seal(record, seq, prev_hash)
+        except RecordError as exc:
+            failed.append((future, exc))
+            continue
+        sealed.append((row, future))
+        seq, prev_hash = seq + 1, row.hash
+    return sealed, failed
 
 
 def _fail_all(futures: list[asyncio.Future[Receipt]], log_reason: str) -> None:

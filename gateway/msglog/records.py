@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import rfc8785
 
 from gateway.errors import NodeError, Reason
@@ -77,6 +78,7 @@ class SealedRecord:
     client_id: str | None
     service_id: str | None
     decision: str
+    subject_hash: str | None = None
 
 
 def check_record(record: Mapping[str, Any]) -> None:
@@ -104,10 +106,67 @@ def canonical_bytes(value: Mapping[str, Any]) -> bytes:
     Raises RecordError for NaN, infinities, integers beyond 2**53, non-string keys
     or values that are not JSON types.
     """
+    fast = fast_canonical_bytes(value)
+    if fast is not None:
+        return fast
     try:
         return rfc8785.dumps(dict(value))
     except rfc8785.CanonicalizationError as exc:
         raise RecordError(type(exc).__name__) from exc
+
+
+class _NotFastError(Exception):
+    """A value the fast path does not cover: RFC 8785 itself must serialise it."""
+
+
+_MAX_EXACT_INT = 2**53
+#: Between these magnitudes ECMAScript and the shortest round-trip repr agree on a
+#: non-integral float (fixed notation, same digits); outside, exponents differ.
+_FIXED_MIN, _FIXED_MAX = 1e-4, 1e16
+
+
+def fast_canonical_bytes(value: Mapping[str, Any]) -> bytes | None:
+    """RFC 8785 bytes through orjson, or None where only RFC 8785 is exact.
+
+    Covers objects with ASCII keys whose values are strings, integers within
+    2**53, booleans, None, lists, objects, and floats that are integral below 2**53
+    or of magnitude in [1e-4, 1e16). For those, sorted-key compact orjson output is
+    byte for byte RFC 8785 (tested against ``rfc8785`` over random records). Never
+    raises: anything else, including strings orjson rejects, gives None.
+    """
+    try:
+        return orjson.dumps(_fast(dict(value)), option=orjson.OPT_SORT_KEYS)
+    except (_NotFastError, orjson.JSONEncodeError):
+        return None
+
+
+def _fast(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT:
+            return value
+        raise _NotFastError
+    if kind is float:
+        return _fast_float(value)
+    if kind is dict:
+        if not all(type(key) is str and key.isascii() for key in value):
+            raise _NotFastError
+        return {key: _fast(item) for key, item in value.items()}
+    if kind is list:
+        return [_fast(item) for item in value]
+    raise _NotFastError
+
+
+def _fast_float(value: float) -> float | int:
+    if value.is_integer():
+        if abs(value) < _MAX_EXACT_INT:
+            return int(value)
+        raise _NotFastError
+    if _FIXED_MIN <= abs(value) < _FIXED_MAX:
+        return value
+    raise _NotFastError
 
 
 def record_hash(canonical: bytes) -> str:
@@ -134,6 +193,7 @@ def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> SealedRecord:
         client_id=_optional_str(record["client_id"]),
         service_id=_optional_str(record["service_id"]),
         decision=record["decision"],
+        subject_hash=_optional_str(record.get("subject_hash")),
     )
 
 

@@ -80,13 +80,21 @@ class SearchQuery:
     service_id: str | None = None
     decision: str | None = None
     message_id: str | None = None
+    subject_hash: str | None = None
     since: float | None = None
     until: float | None = None
     limit: int = 100
 
 
+#: Seals the pending records after the given tail: the rows to store, in seq order.
+SealFn = Callable[[LogTail], list[SealedRecord]]
+
+
 class LogStore(Protocol):
-    """Where the message log lives. One writer at a time; readers may be many."""
+    """Where the message log lives. Writers exclude each other; readers may be many."""
+
+    #: The number of record batches committed through this store object.
+    transactions: int
 
     async def open(self) -> None:
         """Create or open the database and its schema."""
@@ -96,8 +104,18 @@ class LogStore(Protocol):
         """Release the database."""
         ...
 
-    async def append_batch(self, rows: Sequence[SealedRecord]) -> None:
-        """Store ``rows`` in one transaction, durable when this returns."""
+    async def append_sealing(self, seal: SealFn) -> list[SealedRecord]:
+        """Append one batch: in one transaction that excludes every other writer,
+        read the tail, call ``seal`` with it and store the rows it returns.
+
+        Sequence numbers thus come from the database. Returns the stored rows,
+        durable when this returns. ``seal`` must not touch the event loop (it may
+        run on the store's thread).
+        """
+        ...
+
+    async def claim_sealer(self) -> bool:
+        """Whether this node is the one that seals checkpoints (elected, held)."""
         ...
 
     async def tail(self) -> LogTail:
@@ -149,13 +167,15 @@ CREATE TABLE IF NOT EXISTS records (
     message_id  TEXT NOT NULL,
     client_id   TEXT,
     service_id  TEXT,
-    decision    TEXT NOT NULL
+    decision    TEXT NOT NULL,
+    subject_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 CREATE INDEX IF NOT EXISTS records_message_id ON records (message_id);
 CREATE INDEX IF NOT EXISTS records_client_id ON records (client_id, ts);
 CREATE INDEX IF NOT EXISTS records_service_id ON records (service_id, ts);
 CREATE INDEX IF NOT EXISTS records_decision ON records (decision, ts);
+CREATE INDEX IF NOT EXISTS records_subject_hash ON records (subject_hash, ts);
 CREATE TABLE IF NOT EXISTS checkpoints (
     number      INTEGER PRIMARY KEY AUTOINCREMENT,
     tree_size   INTEGER NOT NULL,
@@ -193,10 +213,15 @@ class SqliteLogStore:
         self._executor.shutdown(wait=True)
         self._executor = None
 
-    async def append_batch(self, rows: Sequence[SealedRecord]) -> None:
-        """Insert ``rows`` in one transaction; durable when this returns."""
-        await self._run("append", self._append_sync, rows)
+    async def append_sealing(self, seal: SealFn) -> list[SealedRecord]:
+        """Seal after the stored tail and insert, in one ``BEGIN IMMEDIATE``."""
+        rows = await self._run("append", self._append_sync, seal)
         self.transactions += 1
+        return rows
+
+    async def claim_sealer(self) -> bool:
+        """Always: one node writes an SQLite log."""
+        return True
 
     async def tail(self) -> LogTail:
         """The record count and the last record's hash."""
@@ -221,19 +246,19 @@ class SqliteLogStore:
         pages = self._pages(_SELECT_RECORDS, start)
         async with contextlib.aclosing(pages) as chunks:
             async for rows in chunks:
-                yield [_stored(row) for row in rows]
+                yield [stored_record(row) for row in rows]
 
     async def get_range(self, start: int, stop: int) -> list[StoredRecord]:
         """The records with ``start <= seq < stop``."""
         sql = f"{_SELECT_RECORDS} WHERE seq >= ? AND seq < ? ORDER BY seq"
         rows = await self._run("read", self._all, sql, (start, stop))
-        return [_stored(row) for row in rows]
+        return [stored_record(row) for row in rows]
 
     async def search(self, query: SearchQuery) -> list[StoredRecord]:
         """Records matching ``query``, newest first."""
         sql, params = _search_sql(query)
         rows = await self._run("search", self._all, sql, params)
-        return [_stored(row) for row in rows]
+        return [stored_record(row) for row in rows]
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Add a checkpoint row; rows are never updated."""
@@ -243,7 +268,7 @@ class SqliteLogStore:
         """Every checkpoint in insertion order."""
         sql = "SELECT number, body FROM checkpoints ORDER BY number"
         rows = await self._run("read_checkpoints", self._all, sql, ())
-        return [StoredCheckpoint(row[0], _checkpoint_or_none(row[1])) for row in rows]
+        return [StoredCheckpoint(row[0], checkpoint_or_none(row[1])) for row in rows]
 
     async def latest_checkpoint(self) -> Checkpoint | None:
         """The checkpoint saved last."""
@@ -251,7 +276,7 @@ class SqliteLogStore:
         row = await self._run("read_checkpoints", self._one, sql)
         if row is None:
             return None
-        checkpoint = _checkpoint_or_none(row[0])
+        checkpoint = checkpoint_or_none(row[0])
         if checkpoint is None:
             raise StoreError("read_checkpoints")
         return checkpoint
@@ -284,6 +309,7 @@ class SqliteLogStore:
         db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        _migrate(db)
         db.executescript(_SCHEMA)
         self._db = db
 
@@ -297,18 +323,25 @@ class SqliteLogStore:
             raise sqlite3.ProgrammingError("the message log store is not open")
         return self._db
 
-    def _append_sync(self, rows: Sequence[SealedRecord]) -> None:
+    def _append_sync(self, seal: SealFn) -> list[SealedRecord]:
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
+            last = db.execute(
+                "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            rows = seal(
+                LogTail(0, "") if last is None else LogTail(last[0] + 1, last[1])
+            )
             db.executemany(
-                "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_columns(row) for row in rows],
+                _INSERT,
+                [columns(row) for row in rows],
             )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return rows
 
     def _save_checkpoint_sync(self, checkpoint: Checkpoint) -> None:
         self._conn().execute(
@@ -323,7 +356,28 @@ class SqliteLogStore:
         return self._conn().execute(sql, params).fetchall()
 
 
-def _columns(r: SealedRecord) -> tuple[Any, ...]:
+COLUMNS = (
+    "seq, hash, leaf_hash, canonical, ts, message_id, client_id, service_id, "
+    "decision, subject_hash"
+)
+
+
+_INSERT = (
+    "INSERT INTO records (seq, hash, leaf_hash, canonical, ts, message_id, "
+    "client_id, service_id, decision, subject_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns a log written by an earlier version lacks."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(records)")}
+    if have and "subject_hash" not in have:
+        db.execute("ALTER TABLE records ADD COLUMN subject_hash TEXT")
+
+
+def columns(r: SealedRecord) -> tuple[Any, ...]:
+    """The values of :data:`COLUMNS` for one row."""
     return (
         r.seq,
         r.hash,
@@ -334,14 +388,15 @@ def _columns(r: SealedRecord) -> tuple[Any, ...]:
         r.client_id,
         r.service_id,
         r.decision,
+        r.subject_hash,
     )
 
 
-def _stored(row: Sequence[Any]) -> StoredRecord:
+def stored_record(row: Sequence[Any]) -> StoredRecord:
     return StoredRecord(int(row[0]), str(row[1]), bytes(row[2]), bytes(row[3]))
 
 
-def _checkpoint_or_none(body: bytes) -> Checkpoint | None:
+def checkpoint_or_none(body: bytes) -> Checkpoint | None:
     # A row that is not a checkpoint is kept visible as None, so that the verifier
     # can name it instead of failing to read the log.
     try:
@@ -351,29 +406,33 @@ def _checkpoint_or_none(body: bytes) -> Checkpoint | None:
         return None
 
 
-def _search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
+def search_clauses(
+    query: SearchQuery, placeholder: Callable[[int], str]
+) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and parameters of ``query``.
+
+    ``placeholder(n)`` names the n-th parameter (1-based) in the database's style.
+    Only fixed column names are interpolated; every value is a parameter.
+    """
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in (
-        ("client_id", query.client_id),
-        ("service_id", query.service_id),
-        ("decision", query.decision),
-        ("message_id", query.message_id),
+    for condition, value in (
+        ("client_id = ", query.client_id),
+        ("service_id = ", query.service_id),
+        ("decision = ", query.decision),
+        ("message_id = ", query.message_id),
+        ("subject_hash = ", query.subject_hash),
+        ("ts >= ", query.since),
+        ("ts < ", query.until),
     ):
         if value is not None:
-            clauses.append(f"{column} = ?")
             params.append(value)
-    if query.since is not None:
-        clauses.append("ts >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        clauses.append("ts < ?")
-        params.append(query.until)
+            clauses.append(condition + placeholder(len(params)))
+    return clauses, params
 
+
+def _search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
+    clauses, params = search_clauses(query, lambda _: "?")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     params.append(query.limit)
-    return (
-        # Only fixed column names are interpolated; every value is a parameter.
-        f"{_SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ?",
-        params,
-    )
+    return f"{_SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ?", params

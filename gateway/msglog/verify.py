@@ -13,7 +13,8 @@ For each record, in this order:
 5. its leaf joins the rebuilt tree.
 
 When the rebuilt tree reaches a checkpoint's size, the checkpoint's key must be
-known, its signature valid, its root the rebuilt root, and an RFC 9162 consistency
+known (retired keys included), not revoked at the checkpoint's time, its signature
+valid, its root the rebuilt root, and an RFC 9162 consistency
 proof from the previous checkpoint, built from the records, must verify. The
 report names the first problem found and stops there.
 """
@@ -24,7 +25,9 @@ import contextlib
 import hmac
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from gateway.keytypes import parse_metadata
 from gateway.msglog import merkle
 from gateway.msglog.checkpoint import Checkpoint, PublicKey, verify_signature
 from gateway.msglog.records import parse, record_hash
@@ -37,6 +40,8 @@ INSERTED_RECORD = "inserted record"
 ROOT_MISMATCH = "checkpoint root mismatch"
 BAD_SIGNATURE = "bad checkpoint signature"
 UNKNOWN_KEY = "unknown key id"
+REVOKED_KEY = "signed by revoked key"
+BACKDATED = "checkpoint time goes backwards"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +85,13 @@ class VerifyReport:
 
 class _Verifier:
     def __init__(
-        self, checkpoints: list[StoredCheckpoint], keys: Mapping[str, PublicKey]
+        self,
+        checkpoints: list[StoredCheckpoint],
+        keys: Mapping[str, PublicKey],
+        revoked_at: Mapping[str, float],
     ):
         self.keys = keys
+        self.revoked_at = revoked_at
         self.tree = merkle.CompactRange()
         self.prev_hash = ""
         self.queue = sorted(checkpoints, key=_size_of)
@@ -183,15 +192,9 @@ class _Verifier:
             return Problem(
                 BAD_SIGNATURE, "the checkpoint is unreadable", checkpoint=number
             )
-        key = self.keys.get(checkpoint.key_id)
-        if key is None:
-            return Problem(
-                UNKNOWN_KEY, "no public key has its key id", checkpoint=number
-            )
-        if not verify_signature(checkpoint, key):
-            return Problem(
-                BAD_SIGNATURE, "the signature does not verify", checkpoint=number
-            )
+        problem = self._key_problem(checkpoint, number)
+        if problem is not None:
+            return problem
         self.signatures += 1
 
         root = self.tree.root()
@@ -208,6 +211,22 @@ class _Verifier:
             self.builder = merkle.ConsistencyProofBuilder(
                 self.tree.copy(), _size_of(self.queue[0])
             )
+        return None
+
+    def _key_problem(self, checkpoint: Checkpoint, number: int) -> Problem | None:
+        key = self.keys.get(checkpoint.key_id)
+        if key is None:
+            return Problem(
+                UNKNOWN_KEY, "no public key has its key id", checkpoint=number
+            )
+        if not verify_signature(checkpoint, key):
+            return Problem(
+                BAD_SIGNATURE, "the signature does not verify", checkpoint=number
+            )
+        revoked = self.revoked_at.get(checkpoint.key_id)
+        if revoked is not None and checkpoint.timestamp >= revoked:
+            detail = f"key {checkpoint.key_id} was revoked before the checkpoint's time"
+            return Problem(REVOKED_KEY, detail, checkpoint=number)
         return None
 
     def _consistent(self, checkpoint: Checkpoint) -> bool:
@@ -248,15 +267,19 @@ async def verify_log(
     public_keys: Mapping[str, PublicKey],
     *,
     progress: Callable[[int], None] | None = None,
+    revoked_at: Mapping[str, float] | None = None,
 ) -> VerifyReport:
     """Verify every record and checkpoint of ``store``; see the module's steps.
 
+    ``public_keys`` should hold every key that ever signed (retired and revoked
+    ones too, e.g. from :func:`keys_from_keyring`); ``revoked_at`` maps a revoked
+    key id to its revocation time, from which on its checkpoints are flagged.
     ``progress`` is called with the number of records checked so far. Store
     failures raise NodeError(LOG_UNAVAILABLE); a damaged log is a report, not an
     error.
     """
     checkpoints = await store.checkpoints()
-    verifier = _Verifier(checkpoints, public_keys)
+    verifier = _Verifier(checkpoints, public_keys, revoked_at or {})
     problem = _checkpoint_order(checkpoints)
     if problem is not None:
         return verifier.report(problem)
@@ -274,17 +297,42 @@ async def verify_log(
 
 
 def _checkpoint_order(checkpoints: list[StoredCheckpoint]) -> Problem | None:
-    """Checkpoints are saved as the log grows: a size must never shrink."""
-    largest = 0
+    """Checkpoints are saved as the log grows and time passes: neither goes back.
+
+    A checkpoint dated before an earlier one was backdated, for instance signed
+    with a revoked key under a time before its revocation.
+    """
+    largest, latest = 0, float("-inf")
     for stored in checkpoints:
         if stored.checkpoint is None:
             continue
-        size = stored.checkpoint.tree_size
+        size, moment = stored.checkpoint.tree_size, stored.checkpoint.timestamp
         if size < largest:
             detail = f"its size {size} is below an earlier checkpoint's {largest}"
             return Problem(REORDERED, detail, checkpoint=stored.number)
-        largest = max(largest, size)
+        if moment < latest:
+            detail = "it is dated before an earlier checkpoint"
+            return Problem(BACKDATED, detail, checkpoint=stored.number)
+        largest, latest = size, moment
     return None
+
+
+def keys_from_keyring(
+    document: Any, source: str
+) -> tuple[dict[str, PublicKey], dict[str, float]]:
+    """Every key of a ``keyring.json`` document, and revocation times by key id.
+
+    Needs only the public metadata, no passphrase. Raises ConfigError naming
+    ``source`` if the document is not a keyring.
+    """
+    entries = parse_metadata(document, source)
+    keys = {kid: entry.public_key for kid, entry in entries.items()}
+    revoked = {
+        kid: float(entry.revoked_at)
+        for kid, entry in entries.items()
+        if entry.revoked_at is not None
+    }
+    return keys, revoked
 
 
 async def _with_next(

@@ -1,15 +1,19 @@
-"""Fixtures of the message log tests: records, keys and a log on a real SQLite file."""
+"""Fixtures of the message log tests: records, keys, logs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.msglog import KeySigner, MessageLog, SqliteLogStore, public_jwk
+from gateway.msglog import KeySigner, LogStore, MessageLog, SqliteLogStore, public_jwk
+from gateway.msglog.postgres import PostgresLogStore
 
 
 def make_record(i: int, *, message_id: str | None = None) -> dict[str, Any]:
@@ -53,22 +57,93 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "messagelog.db"
 
 
-async def build_sealed_log(db_path: Path, signer: KeySigner) -> Path:
+class Backend:
+    """One log database under test: SQLite file or PostgreSQL schema.
+
+    ``store()`` opens a new store on it; ``tamper`` runs SQL against it directly
+    (``?`` placeholders), as someone with database access could.
+    """
+
+    def __init__(self, name: str, db_path: Path, dsn: str | None = None) -> None:
+        self.name = name
+        self.db_path = db_path
+        self.dsn = dsn
+        self.schema = f"msglog_test_{secrets.token_hex(6)}"
+
+    def store(self) -> LogStore:
+        if self.dsn is None:
+            return SqliteLogStore(self.db_path)
+        return PostgresLogStore(self.dsn, schema=self.schema)
+
+    async def tamper(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        if self.dsn is None:
+            tamper(self.db_path, *statements)
+            return
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(f"SET search_path TO {self.schema}")
+            async with conn.transaction():
+                for sql, params in statements:
+                    await conn.execute(_dollars(sql), *params)
+        finally:
+            await conn.close()
+
+    async def read_row(self, seq: int) -> tuple[str, bytes, bytes]:
+        """The ``hash``, ``leaf_hash`` and ``canonical`` of one stored record."""
+        store = self.store()
+        await store.open()
+        try:
+            (row,) = await store.get_range(seq, seq + 1)
+        finally:
+            await store.close()
+        return row.hash, row.leaf_hash, row.canonical
+
+    async def drop(self) -> None:
+        if self.dsn is None:
+            return
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        finally:
+            await conn.close()
+
+
+def _dollars(sql: str) -> str:
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def backend(
+    request: pytest.FixtureRequest, db_path: Path
+) -> AsyncIterator[Backend]:
+    """Each test that takes it runs on SQLite and on PostgreSQL (own schema)."""
+    dsn = (
+        request.getfixturevalue("postgres_dsn") if request.param == "postgres" else None
+    )
+    chosen = Backend(request.param, db_path, dsn)
+    try:
+        yield chosen
+    finally:
+        await chosen.drop()
+
+
+async def build_sealed_log(store: LogStore, signer: KeySigner) -> None:
     """Write a closed log of 20 records sealed by checkpoints at 8, 13 and 20."""
-    log = MessageLog(SqliteLogStore(db_path), signer=signer, checkpoint_interval_s=3600)
+    log = MessageLog(store, signer=signer, checkpoint_interval_s=3600)
     await log.start()
     for stop in (8, 13, 20):
         for i in range(log.size, stop):
             await log.append(make_record(i))
         await log.checkpoint()
     await log.close()
-    return db_path
 
 
 @pytest.fixture
-async def sealed_log(db_path: Path, signer: KeySigner) -> Path:
+async def sealed_log(backend: Backend, signer: KeySigner) -> Backend:
     """A closed log of 20 records sealed by checkpoints at 8, 13 and 20."""
-    return await build_sealed_log(db_path, signer)
+    await build_sealed_log(backend.store(), signer)
+    return backend
 
 
 def tamper(db_path: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
@@ -80,15 +155,3 @@ def tamper(db_path: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
                 db.execute(sql, params)
     finally:
         db.close()
-
-
-def read_row(db_path: Path, seq: int) -> tuple[str, bytes, bytes]:
-    """The ``hash``, ``leaf_hash`` and ``canonical`` of one stored record."""
-    db = sqlite3.connect(db_path)
-    try:
-        row = db.execute(
-            "SELECT hash, leaf_hash, canonical FROM records WHERE seq = ?", (seq,)
-        ).fetchone()
-    finally:
-        db.close()
-    return str(row[0]), bytes(row[1]), bytes(row[2])

@@ -11,18 +11,19 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gateway.cli import main
-from gateway.msglog import KeySigner
-from tests.gateway.msglog.conftest import build_sealed_log, tamper
+from gateway.msglog import KeySigner, MessageLog, SqliteLogStore
+from gateway.subjects import SubjectHasher
+from tests.gateway.msglog.conftest import build_sealed_log, make_record, tamper
 
 
 @pytest.fixture
 def state_dir(db_path: Path, signer: KeySigner, jwks: dict[str, Any]) -> Path:
     """The state directory of a sealed log, with the node's JWKS in its keyring."""
-    sealed_log = asyncio.run(build_sealed_log(db_path, signer))
-    keyring = sealed_log.parent / "keyring"
+    asyncio.run(build_sealed_log(SqliteLogStore(db_path), signer))
+    keyring = db_path.parent / "keyring"
     keyring.mkdir()
     (keyring / "jwks.json").write_bytes(orjson.dumps(jwks))
-    return sealed_log.parent
+    return db_path.parent
 
 
 def _run(state_dir: Path, *args: str) -> Result:
@@ -86,3 +87,55 @@ def test_export_of_unknown_message_fails(state_dir: Path, tmp_path: Path) -> Non
     result = _run(state_dir, "export", "--message-id", "nope", "--out", str(out))
     assert result.exit_code == 1
     assert "no record has this message id" in result.output
+
+
+def test_search_by_student_finds_the_keyed_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MEDIATOR_SUBJECT_HASH_KEY", raising=False)
+    hasher = SubjectHasher.from_state(tmp_path, "MEDIATOR_SUBJECT_HASH_KEY")
+
+    async def write() -> None:
+        log = MessageLog(SqliteLogStore(tmp_path / "messagelog.db"))
+        await log.start()
+        for i, student in enumerate(["WB-1", "WB-2", "WB-1"]):
+            await log.append({**make_record(i), "subject_hash": hasher.hash(student)})
+        await log.close()
+
+    asyncio.run(write())
+    result = _run(tmp_path, "search", "--student", "wb-1")
+    assert result.exit_code == 0, result.output
+    assert ("msg-0" in result.output, "msg-2" in result.output) == (True, True)
+    assert "msg-1" not in result.output
+    assert "WB-1" not in result.output
+
+
+def test_search_by_student_without_a_key_fails(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MEDIATOR_SUBJECT_HASH_KEY", raising=False)
+    result = _run(state_dir, "search", "--student", "WB-1")
+    assert result.exit_code == 1
+    assert "no subject hash key" in result.output
+
+
+def test_verify_reads_revocations_from_the_keyring_metadata(
+    state_dir: Path, jwks: dict[str, Any], signer: KeySigner
+) -> None:
+    jwk = jwks["keys"][0]
+    metadata = {
+        "keys": [
+            {
+                "kid": "node-a-2024",
+                "algorithm": "ed25519",
+                "state": "revoked",
+                "created_at": 1,
+                "revoked_at": 2,
+                "public_jwk": jwk,
+            }
+        ]
+    }
+    (state_dir / "keyring" / "keyring.json").write_bytes(orjson.dumps(metadata))
+    result = _run(state_dir, "verify")
+    assert result.exit_code == 1, result.output
+    assert "signed by revoked key" in result.output

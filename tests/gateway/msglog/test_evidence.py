@@ -14,26 +14,25 @@ from gateway.msglog import (
     EvidenceError,
     KeySigner,
     MessageLog,
-    SqliteLogStore,
     export_evidence,
     verify_evidence,
 )
-from tests.gateway.msglog.conftest import make_record
+from tests.gateway.msglog.conftest import Backend, make_record
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def bundle(db_path: Path, signer: KeySigner, jwks: dict[str, Any]) -> Path:
+async def bundle(backend: Backend, signer: KeySigner, jwks: dict[str, Any]) -> Path:
     """A bundle of message ``m-x``, logged twice (seq 3 and 6) in a log of 10."""
-    log = MessageLog(SqliteLogStore(db_path), signer=signer, checkpoint_interval_s=60)
+    log = MessageLog(backend.store(), signer=signer, checkpoint_interval_s=60)
     await log.start()
     for i in range(10):
         await log.append(make_record(i, message_id="m-x" if i in (3, 6) else None))
     await log.close()
 
-    out = db_path.parent / "bundle.zip"
-    store = SqliteLogStore(db_path)
+    out = backend.db_path.parent / "bundle.zip"
+    store = backend.store()
     await store.open()
     await export_evidence(store, "m-x", jwks, out)
     await store.close()
@@ -55,7 +54,7 @@ async def test_exported_bundle_verifies(bundle: Path) -> None:
     assert (report.message_id, report.records, report.tree_size) == ("m-x", [3, 6], 10)
 
 
-async def test_bundle_holds_records_as_stored(bundle: Path, db_path: Path) -> None:
+async def test_bundle_holds_records_as_stored(bundle: Path, backend: Backend) -> None:
     with zipfile.ZipFile(bundle) as zipped:
         names = set(zipped.namelist())
         record = zipped.read("records/3.json")
@@ -124,27 +123,27 @@ async def test_not_a_bundle_is_unreadable(tmp_path: Path) -> None:
 
 
 async def test_unsealed_record_cannot_be_exported(
-    db_path: Path, jwks: dict[str, Any]
+    backend: Backend, jwks: dict[str, Any]
 ) -> None:
-    log = MessageLog(SqliteLogStore(db_path))
+    log = MessageLog(backend.store())
     await log.start()
     await log.append(make_record(0))
     await log.close()
 
-    store = SqliteLogStore(db_path)
+    store = backend.store()
     await store.open()
     with pytest.raises(EvidenceError, match="not yet sealed") as caught:
-        await export_evidence(store, "msg-0", jwks, db_path.parent / "b.zip")
+        await export_evidence(store, "msg-0", jwks, backend.db_path.parent / "b.zip")
     await store.close()
     assert caught.value.log_reason == "evidence_not_sealed"
 
 
 async def test_unknown_message_cannot_be_exported(
-    bundle: Path, db_path: Path, jwks: dict[str, Any]
+    bundle: Path, backend: Backend, jwks: dict[str, Any]
 ) -> None:
-    store = SqliteLogStore(db_path)
+    store = backend.store()
     await store.open()
     with pytest.raises(EvidenceError) as caught:
-        await export_evidence(store, "nope", jwks, db_path.parent / "b.zip")
+        await export_evidence(store, "nope", jwks, backend.db_path.parent / "b.zip")
     await store.close()
     assert caught.value.log_reason == "evidence_not_found"

@@ -3,49 +3,50 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.errors import NodeError, Reason
-from gateway.msglog import KeySigner, MessageLog, RecordError, SqliteLogStore
+from gateway.msglog import KeySigner, LogStore, MessageLog, RecordError
 from gateway.msglog.checkpoint import load_jwks, verify_signature
 from gateway.msglog.records import SealedRecord, parse
-from gateway.msglog.store import StoreError
+from gateway.msglog.store import SealFn, StoreError
 from gateway.msglog.verify import verify_log
-from tests.gateway.msglog.conftest import make_record, tamper
+from tests.gateway.msglog.conftest import Backend, make_record
 
 pytestmark = pytest.mark.anyio
 
 
-class FlakyStore(SqliteLogStore):
-    """A SQLite store whose writes fail on demand, before or after committing."""
+class Flaky:
+    """A store whose writes fail on demand, before or after committing."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
         self.fail = False
         self.fail_after_commit = False
+        self._append = store.append_sealing
+        setattr(store, "append_sealing", self._flaky_append)  # noqa: B010
 
-    async def append_batch(self, rows: Sequence[SealedRecord]) -> None:
+    async def _flaky_append(self, seal: SealFn) -> list[SealedRecord]:
         if self.fail:
             raise StoreError("append")
-        await super().append_batch(rows)
+        rows = await self._append(seal)
         if self.fail_after_commit:
             self.fail_after_commit = False
             raise StoreError("append")
+        return rows
 
 
-async def test_appends_get_contiguous_seqs_chained_by_hash(db_path: Path) -> None:
-    log = MessageLog(SqliteLogStore(db_path))
+async def test_appends_get_contiguous_seqs_chained_by_hash(backend: Backend) -> None:
+    log = MessageLog(backend.store())
     await log.start()
     receipts = [await log.append(make_record(i)) for i in range(3)]
     await log.close()
 
     assert [r.seq for r in receipts] == [0, 1, 2]
-    store = SqliteLogStore(db_path)
+    store = backend.store()
     await store.open()
     rows = await store.get_range(0, 3)
     await store.close()
@@ -56,19 +57,19 @@ async def test_appends_get_contiguous_seqs_chained_by_hash(db_path: Path) -> Non
 
 
 async def test_reopened_log_continues_seq_and_chain(
-    db_path: Path, signer: KeySigner, jwks: dict[str, Any]
+    backend: Backend, signer: KeySigner, jwks: dict[str, Any]
 ) -> None:
-    first = MessageLog(SqliteLogStore(db_path))
+    first = MessageLog(backend.store())
     await first.start()
     last = [await first.append(make_record(i)) for i in range(5)][-1]
     await first.close()
 
-    second = MessageLog(SqliteLogStore(db_path), signer=signer)
+    second = MessageLog(backend.store(), signer=signer)
     await second.start()
     receipt = await second.append(make_record(5))
     await second.close()
 
-    store = SqliteLogStore(db_path)
+    store = backend.store()
     await store.open()
     (row,) = await store.get_range(5, 6)
     report = await verify_log(store, load_jwks(jwks))
@@ -78,8 +79,8 @@ async def test_reopened_log_continues_seq_and_chain(
     assert report.ok, report.problem
 
 
-async def test_concurrent_appends_share_transactions(db_path: Path) -> None:
-    store = SqliteLogStore(db_path)
+async def test_concurrent_appends_share_transactions(backend: Backend) -> None:
+    store = backend.store()
     log = MessageLog(store, group_commit_ms=20, group_commit_max=64)
     await log.start()
     receipts = await asyncio.gather(*(log.append(make_record(i)) for i in range(256)))
@@ -89,8 +90,8 @@ async def test_concurrent_appends_share_transactions(db_path: Path) -> None:
     assert store.transactions <= 8
 
 
-async def test_batch_never_exceeds_group_commit_max(db_path: Path) -> None:
-    store = SqliteLogStore(db_path)
+async def test_batch_never_exceeds_group_commit_max(backend: Backend) -> None:
+    store = backend.store()
     log = MessageLog(store, group_commit_ms=50, group_commit_max=10)
     await log.start()
     await asyncio.gather(*(log.append(make_record(i)) for i in range(30)))
@@ -98,11 +99,12 @@ async def test_batch_never_exceeds_group_commit_max(db_path: Path) -> None:
     assert store.transactions == 3
 
 
-async def test_failed_write_raises_log_unavailable(db_path: Path) -> None:
-    store = FlakyStore(db_path)
+async def test_failed_write_raises_log_unavailable(backend: Backend) -> None:
+    flaky = Flaky(backend.store())
+    store = flaky.store
     log = MessageLog(store)
     await log.start()
-    store.fail = True
+    flaky.fail = True
 
     with pytest.raises(NodeError) as caught:
         await log.append(make_record(0))
@@ -110,33 +112,37 @@ async def test_failed_write_raises_log_unavailable(db_path: Path) -> None:
     assert caught.value.reason is Reason.LOG_UNAVAILABLE
 
 
-async def test_log_stays_unavailable_until_a_write_succeeds(db_path: Path) -> None:
-    store = FlakyStore(db_path)
+async def test_log_stays_unavailable_until_a_write_succeeds(backend: Backend) -> None:
+    flaky = Flaky(backend.store())
+    store = flaky.store
     log = MessageLog(store)
     await log.start()
     await log.append(make_record(0))
-    store.fail = True
+    flaky.fail = True
     with pytest.raises(NodeError):
         await log.append(make_record(1))
     unavailable = log.available
 
-    store.fail = False
+    flaky.fail = False
     receipt = await log.append(make_record(2))
     await log.close()
     assert unavailable is False
     assert receipt.seq == 1
 
 
-async def test_recovery_after_failure_leaves_no_gap_or_duplicate(db_path: Path) -> None:
-    store = FlakyStore(db_path)
+async def test_recovery_after_failure_leaves_no_gap_or_duplicate(
+    backend: Backend,
+) -> None:
+    flaky = Flaky(backend.store())
+    store = flaky.store
     log = MessageLog(store)
     await log.start()
     await asyncio.gather(*(log.append(make_record(i)) for i in range(4)))
-    store.fail = True
+    flaky.fail = True
     failed = await asyncio.gather(
         *(log.append(make_record(i)) for i in range(4, 8)), return_exceptions=True
     )
-    store.fail = False
+    flaky.fail = False
     await asyncio.gather(*(log.append(make_record(i)) for i in range(8, 12)))
     await log.close()
 
@@ -148,11 +154,12 @@ async def test_recovery_after_failure_leaves_no_gap_or_duplicate(db_path: Path) 
     assert report.records == 8
 
 
-async def test_write_that_failed_after_commit_is_not_reused(db_path: Path) -> None:
-    store = FlakyStore(db_path)
+async def test_write_that_failed_after_commit_is_not_reused(backend: Backend) -> None:
+    flaky = Flaky(backend.store())
+    store = flaky.store
     log = MessageLog(store)
     await log.start()
-    store.fail_after_commit = True
+    flaky.fail_after_commit = True
     with pytest.raises(NodeError):
         await log.append(make_record(0))
     receipt = await log.append(make_record(1))
@@ -165,8 +172,8 @@ async def test_write_that_failed_after_commit_is_not_reused(db_path: Path) -> No
     assert report.ok, report.problem
 
 
-async def test_unloggable_record_fails_alone(db_path: Path) -> None:
-    log = MessageLog(SqliteLogStore(db_path), group_commit_ms=20)
+async def test_unloggable_record_fails_alone(backend: Backend) -> None:
+    log = MessageLog(backend.store(), group_commit_ms=20)
     await log.start()
     bad = {**make_record(1), "status": float("nan")}
     results = await asyncio.gather(
@@ -181,8 +188,8 @@ async def test_unloggable_record_fails_alone(db_path: Path) -> None:
     assert [r.seq for r in (results[0], results[2])] == [0, 1]  # type: ignore[union-attr]
 
 
-async def test_append_after_close_raises_log_unavailable(db_path: Path) -> None:
-    log = MessageLog(SqliteLogStore(db_path))
+async def test_append_after_close_raises_log_unavailable(backend: Backend) -> None:
+    log = MessageLog(backend.store())
     await log.start()
     await log.close()
     with pytest.raises(NodeError, match="log_unavailable"):
@@ -190,9 +197,9 @@ async def test_append_after_close_raises_log_unavailable(db_path: Path) -> None:
 
 
 async def test_checkpoint_is_signed_over_committed_records(
-    db_path: Path, signer: KeySigner, signing_key: Ed25519PrivateKey
+    backend: Backend, signer: KeySigner, signing_key: Ed25519PrivateKey
 ) -> None:
-    log = MessageLog(SqliteLogStore(db_path), signer=signer, origin="node-a")
+    log = MessageLog(backend.store(), signer=signer, origin="node-a")
     await log.start()
     for i in range(3):
         await log.append(make_record(i))
@@ -209,9 +216,9 @@ async def test_checkpoint_is_signed_over_committed_records(
 
 
 async def test_checkpoint_with_nothing_new_is_none(
-    db_path: Path, signer: KeySigner
+    backend: Backend, signer: KeySigner
 ) -> None:
-    log = MessageLog(SqliteLogStore(db_path), signer=signer)
+    log = MessageLog(backend.store(), signer=signer)
     await log.start()
     await log.append(make_record(0))
     await log.checkpoint()
@@ -220,8 +227,8 @@ async def test_checkpoint_with_nothing_new_is_none(
     assert again is None
 
 
-async def test_no_checkpoint_without_signer(db_path: Path) -> None:
-    log = MessageLog(SqliteLogStore(db_path))
+async def test_no_checkpoint_without_signer(backend: Backend) -> None:
+    log = MessageLog(backend.store())
     await log.start()
     await log.append(make_record(0))
     checkpoint = await log.checkpoint()
@@ -229,8 +236,8 @@ async def test_no_checkpoint_without_signer(db_path: Path) -> None:
     assert checkpoint is None
 
 
-async def test_sealer_seals_periodically(db_path: Path, signer: KeySigner) -> None:
-    store = SqliteLogStore(db_path)
+async def test_sealer_seals_periodically(backend: Backend, signer: KeySigner) -> None:
+    store = backend.store()
     log = MessageLog(store, signer=signer, checkpoint_interval_s=0.02)
     await log.start()
     await log.append(make_record(0))
@@ -242,9 +249,9 @@ async def test_sealer_seals_periodically(db_path: Path, signer: KeySigner) -> No
 
 
 async def test_close_commits_pending_and_seals(
-    db_path: Path, signer: KeySigner
+    backend: Backend, signer: KeySigner
 ) -> None:
-    store = SqliteLogStore(db_path)
+    store = backend.store()
     log = MessageLog(
         store, signer=signer, group_commit_ms=1000, checkpoint_interval_s=60
     )
@@ -261,14 +268,14 @@ async def test_close_commits_pending_and_seals(
     assert latest.tree_size == 5
 
 
-async def test_start_refuses_a_log_with_a_gap(db_path: Path) -> None:
-    log = MessageLog(SqliteLogStore(db_path))
+async def test_start_refuses_a_log_with_a_gap(backend: Backend) -> None:
+    log = MessageLog(backend.store())
     await log.start()
     for i in range(3):
         await log.append(make_record(i))
     await log.close()
-    tamper(db_path, ("DELETE FROM records WHERE seq = 1", ()))
+    await backend.tamper(("DELETE FROM records WHERE seq = 1", ()))
 
     with pytest.raises(NodeError) as caught:
-        await MessageLog(SqliteLogStore(db_path)).start()
+        await MessageLog(backend.store()).start()
     assert caught.value.reason is Reason.LOG_UNAVAILABLE

@@ -7,10 +7,13 @@ import math
 from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.errors import NodeError, Reason
 from gateway.msglog import merkle
-from gateway.msglog.records import RecordError, parse, seal
+from gateway.msglog.records import RecordError, fast_canonical_bytes, parse, seal
 from tests.gateway.msglog.conftest import make_record
 
 
@@ -76,3 +79,38 @@ def test_record_error_is_an_internal_node_error() -> None:
 def test_parse_rejects_non_object() -> None:
     with pytest.raises(ValueError, match="JSON object"):
         parse(b"[1]")
+
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=12), _json_values, max_size=8))
+def test_fast_canonical_bytes_are_rfc8785_or_declined(value: dict[str, Any]) -> None:
+    fast = fast_canonical_bytes(value)
+    try:
+        expected: bytes | None = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError):
+        expected = None
+    if fast is not None:
+        assert fast == expected
+
+
+def test_fast_path_covers_exchange_records() -> None:
+    record = {**make_record(7), "seq": 7, "prev_hash": "ab" * 32}
+    record["duration_ms"] = {"frame": 0.125, "auth": 1.5, "total": 12.0}
+    assert fast_canonical_bytes(record) == rfc8785.dumps(record)

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.msglog import MessageLog, SqliteLogStore, load_jwks, merkle
-from gateway.msglog.checkpoint import KeySigner, make_checkpoint
+from gateway.msglog import MessageLog, load_jwks, merkle
+from gateway.msglog.checkpoint import Checkpoint, KeySigner, make_checkpoint
 from gateway.msglog.records import seal
 from gateway.msglog.verify import VerifyReport, verify_log
-from tests.gateway.msglog.conftest import make_record, read_row, tamper
+from tests.gateway.msglog.conftest import Backend, build_sealed_log, make_record
 
 pytestmark = pytest.mark.anyio
 
 
-async def _verify(db_path: Path, jwks: dict[str, Any]) -> VerifyReport:
-    store = SqliteLogStore(db_path)
+async def _verify(backend: Backend, jwks: dict[str, Any]) -> VerifyReport:
+    store = backend.store()
     await store.open()
     try:
         return await verify_log(store, load_jwks(jwks))
     finally:
         await store.close()
+
+
+async def _checkpoints(backend: Backend) -> list[Checkpoint]:
+    store = backend.store()
+    await store.open()
+    stored = await store.checkpoints()
+    await store.close()
+    return [s.checkpoint for s in stored if s.checkpoint is not None]
 
 
 def _forged(seq: int, prev_hash: str) -> tuple[Any, ...]:
@@ -42,10 +49,13 @@ def _forged(seq: int, prev_hash: str) -> tuple[Any, ...]:
     )
 
 
-INSERT = "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT = (
+    "INSERT INTO records (seq, hash, leaf_hash, canonical, ts, message_id, "
+    "client_id, service_id, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
-async def test_intact_log_verifies(sealed_log: Path, jwks: dict[str, Any]) -> None:
+async def test_intact_log_verifies(sealed_log: Backend, jwks: dict[str, Any]) -> None:
     report = await _verify(sealed_log, jwks)
     assert report.ok, report.problem
     assert (report.records, report.checkpoints, report.signatures_verified) == (
@@ -57,10 +67,10 @@ async def test_intact_log_verifies(sealed_log: Path, jwks: dict[str, Any]) -> No
 
 
 async def test_progress_reports_records_checked(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
     seen: list[int] = []
-    store = SqliteLogStore(sealed_log)
+    store = sealed_log.store()
     await store.open()
     await verify_log(store, load_jwks(jwks), progress=seen.append)
     await store.close()
@@ -68,11 +78,13 @@ async def test_progress_reports_records_checked(
 
 
 async def test_flipped_byte_is_hash_mismatch(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
-    _, _, canonical = read_row(sealed_log, 10)
+    _, _, canonical = await sealed_log.read_row(10)
     flipped = canonical.replace(b'"GET"', b'"PUT"')
-    tamper(sealed_log, ("UPDATE records SET canonical = ? WHERE seq = 10", (flipped,)))
+    await sealed_log.tamper(
+        ("UPDATE records SET canonical = ? WHERE seq = 10", (flipped,))
+    )
 
     problem = (await _verify(sealed_log, jwks)).problem
     assert problem is not None
@@ -80,13 +92,12 @@ async def test_flipped_byte_is_hash_mismatch(
 
 
 async def test_rehashed_change_is_found_by_the_chain(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
-    _, _, canonical = read_row(sealed_log, 10)
+    _, _, canonical = await sealed_log.read_row(10)
     changed = canonical.replace(b'"GET"', b'"PUT"')
     new_hash = hashlib.sha256(changed).hexdigest()
-    tamper(
-        sealed_log,
+    await sealed_log.tamper(
         (
             "UPDATE records SET canonical = ?, hash = ?, leaf_hash = ? WHERE seq = 10",
             (changed, new_hash, merkle.leaf_hash(changed)),
@@ -99,8 +110,10 @@ async def test_rehashed_change_is_found_by_the_chain(
     assert "changed" in problem.detail
 
 
-async def test_deleted_record_is_a_gap(sealed_log: Path, jwks: dict[str, Any]) -> None:
-    tamper(sealed_log, ("DELETE FROM records WHERE seq = 10", ()))
+async def test_deleted_record_is_a_gap(
+    sealed_log: Backend, jwks: dict[str, Any]
+) -> None:
+    await sealed_log.tamper(("DELETE FROM records WHERE seq = 10", ()))
 
     problem = (await _verify(sealed_log, jwks)).problem
     assert problem is not None
@@ -108,10 +121,9 @@ async def test_deleted_record_is_a_gap(sealed_log: Path, jwks: dict[str, Any]) -
 
 
 async def test_swapped_records_are_reordered(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
-    tamper(
-        sealed_log,
+    await sealed_log.tamper(
         ("UPDATE records SET seq = -1 WHERE seq = 10", ()),
         ("UPDATE records SET seq = 10 WHERE seq = 11", ()),
         ("UPDATE records SET seq = 11 WHERE seq = -1", ()),
@@ -122,10 +134,11 @@ async def test_swapped_records_are_reordered(
     assert (problem.kind, problem.seq) == ("reordered", 10)
 
 
-async def test_inserted_record_is_named(sealed_log: Path, jwks: dict[str, Any]) -> None:
-    previous_hash, _, _ = read_row(sealed_log, 9)
-    tamper(
-        sealed_log,
+async def test_inserted_record_is_named(
+    sealed_log: Backend, jwks: dict[str, Any]
+) -> None:
+    previous_hash, _, _ = await sealed_log.read_row(9)
+    await sealed_log.tamper(
         ("UPDATE records SET seq = seq + 1000 WHERE seq >= 10", ()),
         ("UPDATE records SET seq = seq - 999 WHERE seq >= 1000", ()),
         (INSERT, _forged(10, previous_hash)),
@@ -137,15 +150,12 @@ async def test_inserted_record_is_named(sealed_log: Path, jwks: dict[str, Any]) 
 
 
 async def test_replaced_checkpoint_has_bad_signature(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
-    tamper(
-        sealed_log,
-        (
-            "UPDATE checkpoints SET body = replace(body, '\"tree_size\":13', "
-            "'\"tree_size\":12') WHERE number = 2",
-            (),
-        ),
+    body = (await _checkpoints(sealed_log))[1]
+    changed = body.to_json().replace(b'"tree_size":13', b'"tree_size":12')
+    await sealed_log.tamper(
+        ("UPDATE checkpoints SET body = ? WHERE number = 2", (changed,)),
         ("UPDATE checkpoints SET tree_size = 12 WHERE number = 2", ()),
     )
 
@@ -154,18 +164,20 @@ async def test_replaced_checkpoint_has_bad_signature(
     assert (problem.kind, problem.checkpoint) == ("bad checkpoint signature", 2)
 
 
-async def test_checkpoint_by_unknown_key_is_reported(sealed_log: Path) -> None:
+async def test_checkpoint_by_unknown_key_is_reported(sealed_log: Backend) -> None:
     problem = (await _verify(sealed_log, {"keys": []})).problem
     assert problem is not None
     assert (problem.kind, problem.checkpoint) == ("unknown key id", 1)
 
 
 async def test_validly_signed_wrong_root_is_root_mismatch(
-    sealed_log: Path, jwks: dict[str, Any], signer: KeySigner
+    sealed_log: Backend, jwks: dict[str, Any], signer: KeySigner
 ) -> None:
-    forged = make_checkpoint("shiksha-mediator", 13, b"\x07" * 32, 2.0, signer)
-    tamper(
-        sealed_log,
+    original = (await _checkpoints(sealed_log))[1]
+    forged = make_checkpoint(
+        "shiksha-mediator", 13, b"\x07" * 32, original.timestamp, signer
+    )
+    await sealed_log.tamper(
         ("UPDATE checkpoints SET body = ? WHERE number = 2", (forged.to_json(),)),
     )
 
@@ -175,9 +187,9 @@ async def test_validly_signed_wrong_root_is_root_mismatch(
 
 
 async def test_truncated_log_is_a_gap_before_the_checkpoint(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
-    tamper(sealed_log, ("DELETE FROM records WHERE seq >= 15", ()))
+    await sealed_log.tamper(("DELETE FROM records WHERE seq >= 15", ()))
 
     problem = (await _verify(sealed_log, jwks)).problem
     assert problem is not None
@@ -186,10 +198,10 @@ async def test_truncated_log_is_a_gap_before_the_checkpoint(
 
 
 async def test_truncated_and_regrown_log_is_root_mismatch(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
-    tamper(sealed_log, ("DELETE FROM records WHERE seq >= 15", ()))
-    log = MessageLog(SqliteLogStore(sealed_log))
+    await sealed_log.tamper(("DELETE FROM records WHERE seq >= 15", ()))
+    log = MessageLog(sealed_log.store())
     await log.start()
     for i in range(15, 20):
         await log.append(make_record(500 + i))
@@ -201,12 +213,11 @@ async def test_truncated_and_regrown_log_is_root_mismatch(
 
 
 async def test_checkpoint_that_shrinks_is_reordered(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
     signer = KeySigner("node-a-2024", Ed25519PrivateKey.generate())
     older = make_checkpoint("shiksha-mediator", 5, b"\x00" * 32, 9.0, signer)
-    tamper(
-        sealed_log,
+    await sealed_log.tamper(
         ("INSERT INTO checkpoints (tree_size, body) VALUES (5, ?)", (older.to_json(),)),
     )
 
@@ -216,10 +227,75 @@ async def test_checkpoint_that_shrinks_is_reordered(
 
 
 async def test_unreadable_checkpoint_is_reported(
-    sealed_log: Path, jwks: dict[str, Any]
+    sealed_log: Backend, jwks: dict[str, Any]
 ) -> None:
-    tamper(sealed_log, ("UPDATE checkpoints SET body = x'00' WHERE number = 3", ()))
+    await sealed_log.tamper(
+        ("UPDATE checkpoints SET body = ? WHERE number = 3", (b"\x00",))
+    )
 
     problem = (await _verify(sealed_log, jwks)).problem
     assert problem is not None
     assert (problem.kind, problem.checkpoint) == ("bad checkpoint signature", 3)
+
+
+async def test_checkpoint_by_retired_key_verifies_after_rotation(
+    backend: Backend, signer: KeySigner, jwks: dict[str, Any]
+) -> None:
+    new_key = Ed25519PrivateKey.generate()
+    await build_sealed_log(backend.store(), signer)
+    log = MessageLog(backend.store(), signer=KeySigner("node-a-2025", new_key))
+    await log.start()
+    await log.append(make_record(20))
+    await log.close()
+
+    keys = {**load_jwks(jwks), "node-a-2025": new_key.public_key()}
+    store = backend.store()
+    await store.open()
+    report = await verify_log(store, keys)
+    await store.close()
+    assert report.ok, report.problem
+    assert report.signatures_verified == 4
+
+
+async def test_checkpoint_by_key_after_its_revocation_is_flagged(
+    sealed_log: Backend, jwks: dict[str, Any]
+) -> None:
+    third = (await _checkpoints(sealed_log))[2]
+    store = sealed_log.store()
+    await store.open()
+    report = await verify_log(
+        store, load_jwks(jwks), revoked_at={"node-a-2024": third.timestamp}
+    )
+    await store.close()
+    problem = report.problem
+    assert problem is not None
+    assert (problem.kind, problem.checkpoint) == ("signed by revoked key", 3)
+    assert report.signatures_verified == 2
+
+
+async def test_backdated_checkpoint_is_flagged(
+    sealed_log: Backend, jwks: dict[str, Any], signer: KeySigner
+) -> None:
+    first = (await _checkpoints(sealed_log))[0]
+    store = sealed_log.store()
+    await store.open()
+    root = (await store.checkpoints())[2].checkpoint
+    await store.close()
+    assert root is not None
+    backdated = make_checkpoint(
+        "shiksha-mediator",
+        20,
+        bytes.fromhex(root.root_hash),
+        first.timestamp - 1,
+        signer,
+    )
+    await sealed_log.tamper(
+        (
+            "INSERT INTO checkpoints (tree_size, body) VALUES (20, ?)",
+            (backdated.to_json(),),
+        )
+    )
+
+    problem = (await _verify(sealed_log, jwks)).problem
+    assert problem is not None
+    assert (problem.kind, problem.checkpoint) == ("checkpoint time goes backwards", 4)

@@ -1,0 +1,291 @@
+"""The message log in PostgreSQL (asyncpg): several nodes writing one log.
+
+Writers exclude each other with a transaction-scoped advisory lock: each batch
+takes the lock, reads the stored tail, seals its records after it (so sequence
+numbers come from the database and the hash chain has one order) and commits,
+which releases the lock. Committed records are therefore always contiguous, and
+the highest contiguous committed seq is simply the tail.
+
+The sealer is elected with a session advisory lock (``pg_try_advisory_lock``) held
+on a connection of its own: the node that holds it seals; if that node dies its
+session ends, the lock is free and the next node to ask takes over. A checkpoint
+is stored only if it does not shrink the sealed size, checked under a lock, so a
+sealer that lags behind can never store a checkpoint out of order.
+
+``schema`` (optional) keeps the log's tables in a schema of their own; the lock
+keys derive from it, so logs in different schemas never contend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from gateway.msglog.checkpoint import Checkpoint
+from gateway.msglog.records import SealedRecord
+from gateway.msglog.store import (
+    CHUNK,
+    LogTail,
+    SealFn,
+    SearchQuery,
+    StoredCheckpoint,
+    StoredRecord,
+    StoreError,
+    checkpoint_or_none,
+    columns,
+    search_clauses,
+    stored_record,
+)
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_RECORD_COLUMNS = (
+    "seq",
+    "hash",
+    "leaf_hash",
+    "canonical",
+    "ts",
+    "message_id",
+    "client_id",
+    "service_id",
+    "decision",
+    "subject_hash",
+)
+_SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS records (
+    seq          BIGINT PRIMARY KEY,
+    hash         TEXT NOT NULL,
+    leaf_hash    BYTEA NOT NULL,
+    canonical    BYTEA NOT NULL,
+    ts           DOUBLE PRECISION NOT NULL,
+    message_id   TEXT NOT NULL,
+    client_id    TEXT,
+    service_id   TEXT,
+    decision     TEXT NOT NULL,
+    subject_hash TEXT
+);
+CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
+CREATE INDEX IF NOT EXISTS records_message_id ON records (message_id);
+CREATE INDEX IF NOT EXISTS records_client_id ON records (client_id, ts);
+CREATE INDEX IF NOT EXISTS records_service_id ON records (service_id, ts);
+CREATE INDEX IF NOT EXISTS records_decision ON records (decision, ts);
+CREATE INDEX IF NOT EXISTS records_subject_hash ON records (subject_hash, ts);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    number      BIGSERIAL PRIMARY KEY,
+    tree_size   BIGINT NOT NULL,
+    body        BYTEA NOT NULL
+);
+"""
+
+_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+class PostgresLogStore:
+    """A :class:`~gateway.msglog.store.LogStore` in PostgreSQL, shared by nodes.
+
+    Every method raises :class:`~gateway.msglog.store.StoreError` if the database
+    fails, and before :meth:`open`. The DSN is never put in an error or log line.
+    """
+
+    def __init__(self, dsn: str, *, schema: str | None = None, pool_size: int = 4):
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise StoreError("schema_name_invalid")
+        self._dsn = dsn
+        self._schema = schema
+        self._pool_size = max(2, pool_size)
+        self._pool: asyncpg.Pool | None = None
+        self._sealer: asyncpg.Connection | None = None
+        self.transactions = 0
+
+    async def open(self) -> None:
+        """Connect and create the schema and tables if they are missing."""
+        if self._pool is not None:
+            return
+        async with _translate("open"):
+            if self._schema is not None:
+                conn = await asyncpg.connect(self._dsn)
+                try:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+                finally:
+                    await conn.close()
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                server_settings=self._settings(),
+            )
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", self._key("ddl"))
+                await conn.execute(_DDL)
+
+    async def close(self) -> None:
+        """Give up the sealer role and close every connection."""
+        sealer, self._sealer = self._sealer, None
+        pool, self._pool = self._pool, None
+        with contextlib.suppress(*_ERRORS):
+            if sealer is not None:
+                await sealer.close()
+        if pool is not None:
+            with contextlib.suppress(*_ERRORS):
+                await pool.close()
+
+    async def append_sealing(self, seal: SealFn) -> list[SealedRecord]:
+        """Lock out other writers, seal after the tail, copy the rows in, commit."""
+        async with _translate("append"), self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._key("write"))
+            rows = seal(_tail(await conn.fetchrow(_TAIL)))
+            if rows:
+                await conn.copy_records_to_table(
+                    "records",
+                    records=[columns(row) for row in rows],
+                    columns=_RECORD_COLUMNS,
+                    schema_name=self._schema,
+                )
+        self.transactions += 1
+        return rows
+
+    async def claim_sealer(self) -> bool:
+        """Hold, or try to take, the sealer's session advisory lock."""
+        if self._sealer is not None and not self._sealer.is_closed():
+            return True
+        self._sealer = None
+        async with _translate("claim_sealer"):
+            conn = await asyncpg.connect(self._dsn, server_settings=self._settings())
+            try:
+                won = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", self._key("sealer")
+                )
+            except BaseException:
+                conn.terminate()
+                raise
+            # A store closed while this ran must not keep the new connection.
+            if not won or self._pool is None:
+                await conn.close()
+                return False
+            self._sealer = conn
+            return True
+
+    async def tail(self) -> LogTail:
+        """The record count (highest committed seq + 1) and the last hash."""
+        async with _translate("tail"), self._conn() as conn:
+            return _tail(await conn.fetchrow(_TAIL))
+
+    async def iter_leaf_hashes(
+        self, start: int = 0
+    ) -> AsyncGenerator[list[bytes], None]:
+        """The leaf hashes from ``start`` in seq order, ``CHUNK`` at a time."""
+        pages = self._pages("SELECT seq, leaf_hash FROM records", start)
+        async with contextlib.aclosing(pages) as chunks:
+            async for rows in chunks:
+                yield [bytes(row[1]) for row in rows]
+
+    async def iter_records(
+        self, start: int = 0
+    ) -> AsyncGenerator[list[StoredRecord], None]:
+        """The records from ``start`` in seq order, ``CHUNK`` at a time."""
+        pages = self._pages(_SELECT_RECORDS, start)
+        async with contextlib.aclosing(pages) as chunks:
+            async for rows in chunks:
+                yield [stored_record(row) for row in rows]
+
+    async def get_range(self, start: int, stop: int) -> list[StoredRecord]:
+        """The records with ``start <= seq < stop``."""
+        sql = f"{_SELECT_RECORDS} WHERE seq >= $1 AND seq < $2 ORDER BY seq"
+        async with _translate("read"), self._conn() as conn:
+            return [stored_record(row) for row in await conn.fetch(sql, start, stop)]
+
+    async def search(self, query: SearchQuery) -> list[StoredRecord]:
+        """Records matching ``query``, newest first."""
+        clauses, params = search_clauses(query, lambda n: f"${n}")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        params.append(query.limit)
+        # Only fixed column names are interpolated; every value is a parameter.
+        sql = f"{_SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ${len(params)}"
+        async with _translate("search"), self._conn() as conn:
+            return [stored_record(row) for row in await conn.fetch(sql, *params)]
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Add a checkpoint unless a stored one is larger (then StoreError)."""
+        async with _translate("checkpoint"), self._conn() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1)", self._key("checkpoint")
+            )
+            largest = await conn.fetchval("SELECT max(tree_size) FROM checkpoints")
+            if largest is not None and largest > checkpoint.tree_size:
+                raise StoreError("checkpoint_out_of_order")
+            await conn.execute(
+                "INSERT INTO checkpoints (tree_size, body) VALUES ($1, $2)",
+                checkpoint.tree_size,
+                checkpoint.to_json(),
+            )
+
+    async def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every checkpoint in insertion order."""
+        sql = "SELECT number, body FROM checkpoints ORDER BY number"
+        async with _translate("read_checkpoints"), self._conn() as conn:
+            rows = await conn.fetch(sql)
+        return [StoredCheckpoint(row[0], checkpoint_or_none(row[1])) for row in rows]
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint saved last."""
+        sql = "SELECT body FROM checkpoints ORDER BY number DESC LIMIT 1"
+        async with _translate("read_checkpoints"), self._conn() as conn:
+            body = await conn.fetchval(sql)
+        if body is None:
+            return None
+        checkpoint = checkpoint_or_none(body)
+        if checkpoint is None:
+            raise StoreError("read_checkpoints")
+        return checkpoint
+
+    # -- helpers ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise StoreError("not_open")
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    async def _pages(self, select: str, start: int) -> AsyncGenerator[list[Any], None]:
+        sql = f"{select} WHERE seq >= $1 ORDER BY seq LIMIT {CHUNK}"
+        position = start
+        while True:
+            async with _translate("read"), self._conn() as conn:
+                rows = await conn.fetch(sql, position)
+            if not rows:
+                return
+            yield rows
+            position = rows[-1][0] + 1
+
+    def _settings(self) -> dict[str, str]:
+        return {} if self._schema is None else {"search_path": self._schema}
+
+    def _key(self, purpose: str) -> int:
+        """A 64-bit advisory lock key for ``purpose`` in this log's schema."""
+        name = f"shiksha-msglog:{self._schema or ''}:{purpose}".encode()
+        return int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+
+
+_TAIL = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
+
+
+def _tail(row: Any) -> LogTail:
+    return LogTail(0, "") if row is None else LogTail(int(row[0]) + 1, str(row[1]))
+
+
+@contextlib.asynccontextmanager
+async def _translate(operation: str) -> AsyncIterator[None]:
+    """Turn a database failure into StoreError(operation); the cause is chained."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except _ERRORS as exc:
+        raise StoreError(operation) from exc
