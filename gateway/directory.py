@@ -1,6 +1,8 @@
 """The directory: which members, subsystems and services exist, and their keys.
 
-Built once from ``directory.yaml`` and the JWKS files it names. Lookups take parsed
+Built once from ``directory.yaml`` and the JWKS files and inline keys it names;
+keys published at a subsystem's JWKS URL are fetched as :mod:`gateway.clientkeys`
+says. Lookups take parsed
 identifiers, so a string never reaches a dict key unchecked. A subsystem's keys are
 indexed by ``kid`` under that subsystem only: a key registered for one client can
 never verify a credential that names another.
@@ -11,26 +13,28 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import jwt
-from jwt.exceptions import PyJWKError, PyJWKSetError
-
+from gateway.clientkeys import (
+    ALLOWED_ALGORITHMS,
+    RegisteredKey,
+    RemoteJwks,
+    parse_jwk_list,
+    parse_jwks,
+)
 from gateway.errors import ConfigError, MediatorError
 from gateway.identifiers import ClientId, ServiceId
-from gateway.settings import DirectoryFile, ServiceEntry
+from gateway.settings import DirectoryFile, ServiceEntry, SubsystemEntry
 from gateway.yamlconf import load_model
 
-#: Algorithms a registered key may use. HMAC and ``none`` are never accepted: a
-#: mediator must not share secrets with its clients, and ``none`` proves nothing.
-ALLOWED_ALGORITHMS = frozenset({"EdDSA", "ES256", "RS256"})
-
-
-@dataclass(frozen=True, slots=True)
-class RegisteredKey:
-    kid: str
-    algorithm: str
-    key: Any
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "Directory",
+    "RegisteredKey",
+    "Service",
+    "Subsystem",
+    "load_jwks",
+    "parse_jwks",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,15 @@ class Subsystem:
     id: ClientId
     title: str
     keys: dict[str, RegisteredKey] = field(default_factory=dict)
+    #: Keys the subsystem publishes at a JWKS URL, fetched and cached by the node.
+    remote: RemoteJwks | None = None
+
+    async def key(self, kid: str) -> RegisteredKey | None:
+        """The registered key ``kid``: a static one, else one the URL publishes."""
+        key = self.keys.get(kid)
+        if key is None and self.remote is not None:
+            return await self.remote.get(kid)
+        return key
 
 
 class Directory:
@@ -75,8 +88,12 @@ class Directory:
                     )
                 if client in subsystems:
                     raise ConfigError(str(path), f"{client} is listed twice")
-                keys = load_jwks(path.parent / entry.keys) if entry.keys else {}
-                subsystems[client] = Subsystem(client, entry.title, keys)
+                subsystems[client] = Subsystem(
+                    client,
+                    entry.title,
+                    _static_keys(entry, path),
+                    _remote_keys(entry, client),
+                )
                 for svc in entry.services:
                     sid = ServiceId(client, svc.code)
                     if sid in services:
@@ -113,32 +130,23 @@ def load_jwks(path: Path) -> dict[str, RegisteredKey]:
     return parse_jwks(document, str(path))
 
 
-def parse_jwks(document: Any, source: str) -> dict[str, RegisteredKey]:
-    """Public keys of a JWKS document by ``kid``; raise ConfigError if unusable.
+def _static_keys(entry: SubsystemEntry, path: Path) -> dict[str, RegisteredKey]:
+    keys = load_jwks(path.parent / entry.keys) if entry.keys else {}
+    inline = parse_jwk_list(entry.keys_inline, f"{path}: {entry.code}.keys_inline")
+    for kid in keys.keys() & inline.keys():
+        raise ConfigError(str(path), f"{entry.code}: key {kid!r} is given twice")
+    return keys | inline
 
-    Every key needs a ``kid`` and an ``alg`` from :data:`ALLOWED_ALGORITHMS`, a
-    ``kid`` appears once, and private key material is refused.
-    """
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise ConfigError(source, "a JWKS needs a 'keys' list")
-    keys: dict[str, RegisteredKey] = {}
-    for jwk in document["keys"]:
-        if not isinstance(jwk, dict):
-            raise ConfigError(source, "each key must be an object")
-        kid, alg = jwk.get("kid"), jwk.get("alg")
-        if not isinstance(kid, str) or not kid or len(kid) > 128:
-            raise ConfigError(source, "each key needs a kid of 1-128 characters")
-        if alg not in ALLOWED_ALGORITHMS:
-            raise ConfigError(
-                source, f"key {kid!r}: alg must be one of EdDSA, ES256, RS256"
-            )
-        if "d" in jwk or jwk.get("kty") == "oct":
-            raise ConfigError(source, f"key {kid!r}: only public keys belong here")
-        if kid in keys:
-            raise ConfigError(source, f"key {kid!r} appears twice")
-        try:
-            parsed = jwt.PyJWK.from_dict(jwk)
-        except (PyJWKError, PyJWKSetError, ValueError, TypeError) as exc:
-            raise ConfigError(source, f"key {kid!r} is not a valid public key") from exc
-        keys[kid] = RegisteredKey(kid, str(alg), parsed.key)
-    return keys
+
+def _remote_keys(entry: SubsystemEntry, client: ClientId) -> RemoteJwks | None:
+    source = entry.keys_url
+    if source is None:
+        return None
+    return RemoteJwks(
+        str(source.url),
+        owner=str(client),
+        ttl_s=source.ttl_s,
+        cooldown_s=source.cooldown_s,
+        max_stale_s=source.max_stale_s,
+        timeout_s=source.timeout_s,
+    )

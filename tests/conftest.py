@@ -56,6 +56,59 @@ def postgres_dsn() -> str:
     return f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
 
 
+SOFTHSM_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A fresh SoftHSM2 token for the session; skips or fails if SoftHSM2 is absent.
+
+    SoftHSM2 reads its configuration once per process, so one token serves the
+    whole session (each test uses its own key labels).
+    """
+    import importlib.util
+    import shutil
+    import subprocess
+
+    missing = [
+        what
+        for what, ok in (
+            ("softhsm2-util", shutil.which("softhsm2-util") is not None),
+            (SOFTHSM_LIBRARY, os.path.exists(SOFTHSM_LIBRARY)),
+            ("python-pkcs11", importlib.util.find_spec("pkcs11") is not None),
+        )
+        if not ok
+    ]
+    if missing:
+        message = f"SoftHSM2 tests need {', '.join(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} (required in CI)")
+        pytest.skip(message)
+
+    base = tmp_path_factory.mktemp("softhsm")
+    (base / "tokens").mkdir()
+    conf = base / "softhsm2.conf"
+    tokens = base / "tokens"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "mediator-test",
+            "--pin",
+            "123456",
+            "--so-pin",
+            "12345678",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return {"library": SOFTHSM_LIBRARY, "label": "mediator-test", "pin": "123456"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Give every test of a service marker the fixture that checks the service."""
     for item in items:
@@ -63,6 +116,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item, "fixturenames", ()
         ):
             item.fixturenames.append("redis_url")  # type: ignore[attr-defined]
+        if item.get_closest_marker("hsm") and "softhsm" not in getattr(
+            item, "fixturenames", ()
+        ):
+            item.fixturenames.append("softhsm")  # type: ignore[attr-defined]
         if item.get_closest_marker("postgres") and "postgres_dsn" not in getattr(
             item, "fixturenames", ()
         ):

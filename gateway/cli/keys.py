@@ -1,14 +1,20 @@
 """``mediator keys``: create, list, publish and rotate the node's signing keys.
 
-The keyring lives in ``STATE_DIR/keyring``. Its passphrase comes from
-``$MEDIATOR_KEY_PASSPHRASE`` or from ``--passphrase-file`` (mode 0600). Nothing
-here ever prints private key material or the passphrase.
+The keyring lives in ``STATE_DIR/keyring`` (``keyring.path`` of node.yaml). Its
+passphrase comes from ``$MEDIATOR_KEY_PASSPHRASE`` or from ``--passphrase-file``
+(mode 0600). Nothing here ever prints private key material or the passphrase.
+
+Every change is written to the admin audit log with ``--actor`` (default
+``$MEDIATOR_ACTOR``, else the operating-system user) and announced to every node
+on the Redis channel of node.yaml, when Redis is configured; nodes without the
+notice see it at their next periodic re-read.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -18,10 +24,14 @@ import click
 from rich.console import Console
 from rich.table import Column, Table
 
+from gateway.audit import default_actor
 from gateway.cli import CliContext, pass_cli
 from gateway.errors import ConfigError, MediatorError
 from gateway.keyring import ECDSA_P256, ED25519, Keyring, PublicKeyEntry
+from gateway.keywatch import announce
 from gateway.secrets import Secret, read_passphrase
+from gateway.settings import NodeSettings
+from gateway.yamlconf import load_model
 
 KEY_ENV_VARIABLE = "MEDIATOR_KEY_PASSPHRASE"
 _COLUMNS = ("algorithm", "state", "created", "activates", "retired", "revoked")
@@ -52,8 +62,30 @@ def _friendly_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _settings(cli: CliContext) -> NodeSettings | None:
+    file = cli.config_dir / "node.yaml"
+    return load_model(file, NodeSettings) if file.exists() else None
+
+
 def _keyring_dir(cli: CliContext) -> Path:
-    return cli.state_dir() / "keyring"
+    settings = _settings(cli)
+    relative = settings.keyring.path if settings else "keyring"
+    path = Path(relative)
+    return path if path.is_absolute() else cli.state_dir() / path
+
+
+def _actor(value: str | None) -> str:
+    return value or os.environ.get("MEDIATOR_ACTOR") or default_actor()
+
+
+def _announce(cli: CliContext, keyring: Keyring) -> None:
+    settings = _settings(cli)
+    if settings is None or not settings.redis.url:
+        return
+    if announce(settings.redis.url, settings.keyring.notify_channel, keyring):
+        click.echo("announced to the nodes")
+    else:
+        click.echo("could not announce; nodes see it at their next re-read")
 
 
 def _passphrase(file: Path | None) -> Secret:
@@ -61,7 +93,17 @@ def _passphrase(file: Path | None) -> Secret:
 
 
 def _open(cli: CliContext, file: Path | None) -> Keyring:
-    return Keyring.load(_keyring_dir(cli), _passphrase(file))
+    settings = _settings(cli)
+    days = settings.keyring.retired_verify_days if settings else 400
+    return Keyring.load(_keyring_dir(cli), _passphrase(file), retain_s=days * 86_400)
+
+
+def _actor_option(command: F) -> F:
+    return click.option(
+        "--actor",
+        default=None,
+        help="Who makes the change, for the audit log (else $MEDIATOR_ACTOR or user).",
+    )(command)
 
 
 def _time(value: int | None) -> str:
@@ -88,12 +130,18 @@ def command() -> None:
     show_default=True,
 )
 @_passphrase_option
+@_actor_option
 @pass_cli
 @_friendly_errors
-def init(cli: CliContext, algorithm: str, passphrase_file: Path | None) -> None:
+def init(
+    cli: CliContext, algorithm: str, passphrase_file: Path | None, actor: str | None
+) -> None:
     """Create the keyring with one active key."""
     keyring = Keyring.init(
-        _keyring_dir(cli), _passphrase(passphrase_file), _ALGORITHMS[algorithm]
+        _keyring_dir(cli),
+        _passphrase(passphrase_file),
+        _ALGORITHMS[algorithm],
+        actor=_actor(actor),
     )
     key = keyring.active()
     click.echo(f"created keyring {keyring.path} with active key {key.kid}")
@@ -145,39 +193,54 @@ def export_public(
     "--activate-in",
     "activate_in_s",
     type=click.IntRange(min=0),
-    default=86_400,
-    show_default=True,
-    help="Seconds the new key stays pending (published, not signing).",
+    default=None,
+    help="Seconds the new key stays pending (published, not signing); default "
+    "keyring.lead_time_s of node.yaml (600).",
 )
 @click.option("--algorithm", type=click.Choice(sorted(_ALGORITHMS)), default=None)
 @_passphrase_option
+@_actor_option
 @pass_cli
 @_friendly_errors
 def rotate(
     cli: CliContext,
-    activate_in_s: int,
+    activate_in_s: int | None,
     algorithm: str | None,
     passphrase_file: Path | None,
+    actor: str | None,
 ) -> None:
-    """Create a pending key that starts signing after --activate-in seconds."""
+    """Create a pending key that starts signing after the lead time.
+
+    The key signing now is retired at that moment and keeps verifying.
+    """
     keyring = _open(cli, passphrase_file)
+    settings = _settings(cli)
+    if activate_in_s is None:
+        activate_in_s = settings.keyring.lead_time_s if settings else 600
     chosen = _ALGORITHMS[algorithm] if algorithm else None
-    entry = keyring.rotate(activate_in_s=activate_in_s, algorithm=chosen)
+    entry = keyring.rotate(
+        activate_in_s=activate_in_s, algorithm=chosen, actor=_actor(actor)
+    )
     click.echo(
         f"new pending key {_describe(entry)}; signs from {_time(entry.activate_at)}"
     )
+    _announce(cli, keyring)
 
 
 def _transition(name: str, help_text: str) -> None:
     @command.command(name, help=help_text)
     @click.argument("kid")
     @_passphrase_option
+    @_actor_option
     @pass_cli
     @_friendly_errors
-    def run(cli: CliContext, kid: str, passphrase_file: Path | None) -> None:
+    def run(
+        cli: CliContext, kid: str, passphrase_file: Path | None, actor: str | None
+    ) -> None:
         keyring = _open(cli, passphrase_file)
-        entry = getattr(keyring, name)(kid)
+        entry = getattr(keyring, name)(kid, actor=_actor(actor))
         click.echo(f"key {_describe(entry)}")
+        _announce(cli, keyring)
 
 
 _transition("activate", "Make a pending key active now; the active key is retired.")

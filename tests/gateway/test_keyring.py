@@ -145,7 +145,7 @@ def test_no_signing_key_is_signing_unavailable(keyring: Keyring) -> None:
 
 @pytest.mark.parametrize(
     ("operation", "state"),
-    [("activate", KeyState.ACTIVE), ("revoke", KeyState.REVOKED)],
+    [("activate", KeyState.REVOKED), ("revoke", KeyState.REVOKED)],
 )
 def test_transitions_from_wrong_state_are_refused(
     keyring: Keyring, operation: str, state: KeyState
