@@ -19,13 +19,14 @@ from gateway.cli import CliContext, pass_cli
 def command(
     ctx: CliContext, host: str | None, port: int | None, log_level: str
 ) -> None:
-    """Run the mediator node (uvicorn with uvloop and httptools)."""
+    """Run the mediator node (uvicorn with uvloop, llhttp under the node's rules)."""
     import uvicorn
 
     from gateway.app import create_app
     from gateway.deployment import load_deployment
     from gateway.errors import ConfigError
     from gateway.observability import configure_logging
+    from gateway.server import MediatorHttpProtocol
 
     configure_logging(log_level)
     try:
@@ -35,11 +36,16 @@ def command(
         sys.exit(2)
     listen = deployment.settings.listen
     uvicorn.run(
-        create_app(deployment),
+        create_app(deployment, reload_on_sighup=True),
         host=host or listen.host,
         port=port if port is not None else listen.port,
         loop="uvloop",
-        http="httptools",
+        # Refusals of the parser are answered, logged and closed by the node.
+        http=MediatorHttpProtocol,
+        # No WebSocket hand-over: an Upgrade request is an ordinary exchange.
+        ws="none",
+        # X-Forwarded-* are never trusted: the peer address is the TCP peer (C16).
+        proxy_headers=False,
         lifespan="on",
         access_log=False,
         log_level="warning",
@@ -47,5 +53,4 @@ def command(
         date_header=True,
         timeout_keep_alive=5,
         limit_concurrency=1000,
-        h11_max_incomplete_event_size=16 * 1024,
     )
