@@ -39,8 +39,9 @@ import jwt
 from jwt.exceptions import PyJWTError
 
 from gateway.directory import ALLOWED_ALGORITHMS, Directory, RegisteredKey
-from gateway.errors import AuthenticationError, MediatorError, Reason
+from gateway.errors import AuthenticationError, MediatorError, PayloadError, Reason
 from gateway.identifiers import ClientId
+from gateway.jsonbody import BOM, parse_json
 from gateway.replay import ReplayCache, token_digest
 from gateway.settings import AuthSettings
 
@@ -60,6 +61,7 @@ _REFUSED_HEADER = {
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 _MAX_JTI: Final = 128
 _MAX_FACT: Final = 64
+_MAX_JSON_DEPTH: Final = 8
 _JWS: Final = jwt.PyJWS(options={"verify_signature": True})
 
 
@@ -134,7 +136,7 @@ class ClientAuthenticator:
         header = _checked_header(token)
 
         # Step 3: the key, from the issuer's registered keys only.
-        client, key = self._registered_key(token, header)
+        client, key = await self._registered_key(token, header)
 
         # Step 4: the signature; the claims are read from the verified bytes.
         claims = _verified_claims(token, key)
@@ -162,7 +164,7 @@ class ClientAuthenticator:
             raise _reject(Reason.MISSING_CREDENTIAL, "missing_credential")
         return token
 
-    def _registered_key(
+    async def _registered_key(
         self, token: str, header: dict[str, Any]
     ) -> tuple[ClientId, RegisteredKey]:
         payload = _json_object(_b64url(token.split(".")[1]))
@@ -180,7 +182,7 @@ class ClientAuthenticator:
         if subsystem is None:
             raise _reject(Reason.UNKNOWN_CLIENT, "client_unknown")
 
-        key = subsystem.keys.get(header["kid"])
+        key = await subsystem.key(header["kid"])
         if key is None:
             raise _invalid("kid_unknown")
         if key.algorithm != header["alg"] or key.algorithm not in ALLOWED_ALGORITHMS:
@@ -258,20 +260,15 @@ def _b64url(segment: str) -> bytes | None:
 
 
 def _json_object(data: bytes | None) -> dict[str, Any] | None:
-    if data is None:
+    # The node's one strict parser: depth before recursion (C23), no NaN, no
+    # huge integers, no duplicate members; a token has no byte-order mark.
+    if data is None or data.startswith(BOM):
         return None
     try:
-        value = json.loads(data, object_pairs_hook=_unique_keys)
-    except (ValueError, UnicodeDecodeError):
+        value = parse_json(data, max_depth=_MAX_JSON_DEPTH)
+    except PayloadError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member")
-    return result
 
 
 def _verified_claims(token: str, key: RegisteredKey) -> dict[str, Any]:

@@ -313,6 +313,9 @@ class ExchangePipeline:
             raise
         record.upstream_attempts = response.attempts
         record.upstream_status = response.status
+        if response.notes:
+            # Bytes after a bodyless answer were dropped (C06): served, but noted.
+            record.reason = Reason.UPSTREAM_PROTOCOL_VIOLATION.value
         record.upstream_body_sha256 = sha256_hex(response.body)
 
         # Step 9: verify the provider's signature when it has registered keys.
@@ -358,6 +361,10 @@ class ExchangePipeline:
         if adapter is not None:
             document = adapter.map_response(response.status, document)
         return dump_json(document)
+
+    async def aclose(self) -> None:
+        """Close the connections the pipeline's own services hold. Raises nothing."""
+        await self._throttle.aclose()
 
     def response_request_hash(self, outbound: Outbound) -> str | None:
         if outbound.forwarded_signature is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import FramingError, Reason
+from gateway.signing import check_content_digest
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -95,6 +96,21 @@ def client_request_id(headers: Headers) -> str | None:
     if value is not None and _REQUEST_ID.fullmatch(value):
         return value
     return None
+
+
+def check_client_digest(headers: Headers, body: bytes) -> bool:
+    """Whether the client sent a ``Content-Digest``; if so it must match ``body``.
+
+    The digest covers the bytes as received (a leading BOM included, C21), so it is
+    checked before anything strips or maps them. Raises FramingError
+    (``INVALID_CONTENT_DIGEST``) for a repeated, malformed or mismatching value.
+    """
+    value = headers.only("content-digest", Reason.INVALID_CONTENT_DIGEST)
+    if value is None:
+        return False
+    if not check_content_digest(value, body):
+        raise FramingError(Reason.INVALID_CONTENT_DIGEST)
+    return True
 
 
 async def read_body(

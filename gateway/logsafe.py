@@ -39,12 +39,13 @@ _PATH_BYTES: Final = tuple(
 
 # Digits of any script (``\d`` is Unicode here on purpose: Bengali digits count).
 # A run that touches an ASCII letter is part of a token (a request id, a hash), not
-# a number on its own, and is kept.
+# a number on its own, and is kept; so is the last group of a UUID that happens to
+# be all digits (a message id, not a personal number).
 _PERSONAL_NUMBER: Final = re.compile(
     r"""
     (?<![A-Za-z\d])[Ww][Bb]-?\d{4}-?\d{6,8}(?![A-Za-z\d])    # student id
     | (?<![A-Za-z\d])\d{4}[ \u00a0-]\d{4}[ \u00a0-]\d{4}(?![A-Za-z\d])  # grouped
-    | (?<![A-Za-z\d])\d{9,}(?![A-Za-z\d])          # Aadhaar, account numbers
+    | (?<![A-Za-z\d])(?<![0-9a-fA-F]{4}-)\d{9,}(?![A-Za-z\d])  # Aadhaar, accounts
     """,
     re.VERBOSE,
 )
@@ -71,6 +72,14 @@ def escape_path(raw_path: bytes, limit: int = 512) -> str:
     else:
         text = "".join(_PATH_BYTES[byte] for byte in cut)
     return text + TRUNCATED if len(raw_path) > limit else text
+
+
+def log_path(raw_path: bytes, limit: int = 512) -> str:
+    """A raw request target for a record: :func:`escape_path`, then
+    :func:`redact_numbers`, so that a student id or Aadhaar-like number in a path
+    (``/applicants/WB201900001236/enrolment``) is never stored. Raises nothing.
+    """
+    return redact_numbers(escape_path(raw_path, limit))
 
 
 def redact_numbers(text: str) -> str:

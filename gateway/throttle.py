@@ -3,8 +3,16 @@
 Limits are keyed by the authenticated client and the service, never by a header
 value, so spelling a credential differently or claiming another address cannot buy
 a fresh bucket. With Redis the counters are shared by every node (a sliding window
-counter, updated atomically by the ``limits`` library's scripts); without it each
-node keeps its own and says so at start.
+counter, updated atomically by the ``limits`` library's Lua scripts, so no
+counter key ever lives without its expiry); without it each node keeps its own
+and says so at start.
+
+When Redis cannot answer, rate limits fall back to this node's own counters
+rather than fail: every exchange still meets a limit, only no longer one shared
+with the other nodes, and each fallback is a WARNING log line
+(``throttle.redis_unavailable``). The next exchange tries Redis again, so the
+shared limit returns without a restart. Replay protection makes the opposite
+choice and fails closed (:mod:`gateway.replay`).
 """
 
 from __future__ import annotations
@@ -15,13 +23,18 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import ConfigurationError, StorageError
+from limits.util import WindowStats
+from redis.asyncio import ConnectionPool
 
-from gateway.errors import ConfigError, NodeError, Reason, ThrottledError
+from gateway.errors import ConfigError, Reason, ThrottledError
 from gateway.identifiers import ClientId, ServiceId
+
+log = structlog.get_logger("gateway.throttle")
 
 
 def parse_rate(text: str) -> RateLimitItem:
@@ -43,31 +56,60 @@ class Throttle:
         self._max_concurrent = max_concurrent
         self._in_flight: Counter[ClientId] = Counter()
         self.shared = redis_url is not None
+        self._pool: ConnectionPool | None = None
         storage: Storage
         if redis_url is None:
             storage = MemoryStorage()
         else:
+            # The node owns the pool, so that stop() can close its connections.
+            self._pool = ConnectionPool.from_url(redis_url)
             storage = RedisStorage(
                 redis_url.replace("redis://", "async+redis://", 1),
                 implementation="redispy",
                 wrap_exceptions=True,
                 key_prefix="mediator-rate",
+                # limits types its options narrower than redis-py accepts.
+                connection_pool=self._pool,  # type: ignore[arg-type]
             )
         self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
 
     async def hit(self, client: ClientId, service: ServiceId, rate: str | None) -> None:
-        """Count one exchange; raise ThrottledError over the limit, NodeError."""
+        """Count one exchange; raise ThrottledError over the limit.
+
+        A Redis failure never fails the exchange: it is counted on this node's
+        own limiter instead, with a WARNING line (see the module docstring).
+        """
         item = self._item(rate)
         key = (str(client), str(service))
         try:
-            allowed = await self._limiter.hit(item, *key)
-            if allowed:
-                return
-            stats = await self._limiter.get_window_stats(item, *key)
+            allowed, stats = await self._count(self._limiter, item, key)
         except StorageError as exc:
-            raise NodeError(Reason.RATE_LIMIT_STORE_UNAVAILABLE) from exc
+            log.warning(
+                "throttle.redis_unavailable",
+                detail="rate limits are counted per node until Redis answers",
+                error=type(exc.storage_error).__name__,
+            )
+            allowed, stats = await self._count(self._fallback, item, key)
+        if allowed:
+            return
         retry = max(1, math.ceil(stats.reset_time - time.time()))
         raise ThrottledError(Reason.RATE_LIMITED, headers={"Retry-After": str(retry)})
+
+    async def aclose(self) -> None:
+        """Close the Redis connections, if any. Raises nothing."""
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    @staticmethod
+    async def _count(
+        limiter: SlidingWindowCounterRateLimiter,
+        item: RateLimitItem,
+        key: tuple[str, str],
+    ) -> tuple[bool, WindowStats]:
+        if await limiter.hit(item, *key):
+            return True, WindowStats(0, 0)
+        return False, await limiter.get_window_stats(item, *key)
 
     @asynccontextmanager
     async def in_flight(self, client: ClientId) -> AsyncIterator[None]:

@@ -2,18 +2,8 @@
 
 The node calls providers through one pooled :class:`httpx.AsyncClient`, built by
 :func:`make_client` and injected into :class:`Upstream`, so tests hand in a mock
-transport. The client's transport is :class:`ProviderTransport`, a small httpx
-transport over aiohttp: httpx's default transport cost 1.5-2.4 ms of CPU per
-proxied request. It is the node's own rather than ``httpx_aiohttp``'s because a
-provider call needs three things that one does not give:
-
-- a connection that carried a HEAD, 204 or 304 response is closed, never pooled:
-  a provider that writes a body after such a response would otherwise have its
-  stray bytes read as the answer to the next exchange on that connection, which
-  may belong to another client (response desync);
-- failures are told apart by phase (no answer yet, or a body cut short), and no
-  library text, address or body byte reaches an error;
-- a retry can ask for a fresh connection instead of another pooled one.
+transport. The client's transport is :class:`gateway.transport.ProviderTransport`,
+a small httpx transport over aiohttp (its module says why it is the node's own).
 
 :meth:`Upstream.send` reads the whole answer within ``max_body_bytes`` and maps
 every failure to an :class:`UpstreamError` with a fixed ``log_reason``:
@@ -38,35 +28,27 @@ and before it releases or maps a field, so compression never bypasses redaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Final
 
-import aiohttp
 import httpx
-from aiohttp.connector import Connection
 
 from gateway.errors import Reason, UpstreamError
 from gateway.settings import UpstreamSettings
+from gateway.transport import (
+    BODYLESS_STATUS,
+    FRESH_CONNECTION,
+    MalformedResponseError,
+    ProviderTransport,
+)
 from gateway.wire import HOP_BY_HOP
 
 USER_AGENT: Final = "shiksha-mediator"
-#: Request extension that makes :class:`ProviderTransport` open a new connection.
-FRESH_CONNECTION: Final = "mediator.fresh_connection"
 
 _RETRIED_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-_BODYLESS_STATUS: Final = frozenset({204, 304})
-_CHUNK: Final = 64 * 1024
-_FRAMED_BY_AIOHTTP: Final = frozenset(
-    {"connection", "keep-alive", "content-length", "transfer-encoding"}
-)
-
-
-class MalformedResponseError(httpx.RemoteProtocolError):
-    """The provider's answer could not be parsed as HTTP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +179,7 @@ class Upstream:
 
         try:
             headers = response.headers.multi_items()
-            if request.method == "HEAD" or response.status_code in _BODYLESS_STATUS:
+            if request.method == "HEAD" or response.status_code in BODYLESS_STATUS:
                 stray = await _read_body(response, max_body_bytes, bounded=False)
                 notes = ("upstream_body_on_bodyless_response",) if stray else ()
                 return response.status_code, headers, b"", notes
@@ -238,149 +220,6 @@ def identity_body(
     return replace(response, headers=headers, body=body)
 
 
-class ProviderTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over one pooled aiohttp session, for provider calls.
-
-    Raises httpx's exceptions with fixed text: ``ConnectError``,
-    ``ConnectTimeout``, ``ReadTimeout``, ``RemoteProtocolError`` (closed before an
-    answer), ``ReadError`` (reset, or a body cut short),
-    :class:`MalformedResponseError` and ``UnsupportedProtocol``.
-    """
-
-    def __init__(self, settings: UpstreamSettings) -> None:
-        self._settings = settings
-        self._pooled: aiohttp.ClientSession | None = None
-        self._fresh: aiohttp.ClientSession | None = None
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send one request and return the response with its body still unread."""
-        fresh = bool(request.extensions.get(FRESH_CONNECTION))
-        session = self._session(fresh=fresh)
-        timeout = request.extensions.get("timeout", {})
-        content = await request.aread()
-        headers = [
-            (name, value)
-            for name, value in request.headers.multi_items()
-            if name not in _FRAMED_BY_AIOHTTP
-        ]
-        with _translated():
-            response = await session.request(
-                request.method,
-                str(request.url),
-                headers=headers,
-                data=content or None,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
-            )
-
-        if request.method == "HEAD" or response.status in _BODYLESS_STATUS:
-            response.close()
-            stream: httpx.AsyncByteStream = httpx.ByteStream(b"")
-        else:
-            stream = _ResponseBody(response)
-        return httpx.Response(
-            response.status,
-            headers=list(response.raw_headers),
-            stream=stream,
-            request=request,
-        )
-
-    async def aclose(self) -> None:
-        """Close both sessions and their connections."""
-        for session in (self._pooled, self._fresh):
-            if session is not None:
-                await session.close()
-
-    def _session(self, *, fresh: bool) -> aiohttp.ClientSession:
-        # Sessions need a running loop, so they are made on first use.
-        if fresh:
-            if self._fresh is None:
-                self._fresh = self._new_session(force_close=True)
-            return self._fresh
-        if self._pooled is None:
-            self._pooled = self._new_session(force_close=False)
-        return self._pooled
-
-    def _new_session(self, *, force_close: bool) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._settings.pool_size,
-            keepalive_timeout=None if force_close else self._settings.keepalive_s,
-            force_close=force_close,
-        )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            response_class=_ProviderResponse,
-            auto_decompress=False,
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("accept", "accept-encoding", "user-agent"),
-        )
-        # Upstream.send decides on retries and counts attempts; aiohttp would
-        # otherwise also retry PUT and DELETE on a closed pooled connection.
-        session._retry_connection = False
-        return session
-
-
-class _ProviderResponse(aiohttp.ClientResponse):
-    """A response whose connection is closed, never pooled, if it has no body.
-
-    aiohttp pools the connection as soon as a HEAD, 204 or 304 answer's head is
-    read; bytes the provider writes after it would then be read as the answer to
-    the next request on that connection (response desync, C06).
-    """
-
-    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
-        protocol = connection.protocol
-        await super().start(connection)
-        # No await since the connection went back to the pool: nobody took it yet.
-        bodyless = self.method == "HEAD" or self.status in _BODYLESS_STATUS
-        if bodyless and protocol is not None:
-            protocol.close()
-        return self
-
-
-class _ResponseBody(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _translated(reading=True):
-            async for chunk in self._response.content.iter_chunked(_CHUNK):
-                yield chunk
-
-    async def aclose(self) -> None:
-        # Pools the connection only if the body was read to its end.
-        self._response.release()
-
-
-@contextlib.contextmanager
-def _translated(*, reading: bool = False) -> Iterator[None]:
-    """Translate aiohttp's exceptions into httpx's, with fixed text."""
-    try:
-        yield
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        # ``from None``: aiohttp's text names the provider's address, or quotes
-        # the bytes it could not parse.
-        raise _httpx_error(exc, reading=reading) from None
-
-
-#: aiohttp's failures before an answer, most specific first, as httpx's.
-_AIOHTTP_ERRORS: Final[
-    tuple[tuple[type[BaseException], type[httpx.TransportError], str], ...]
-] = (
-    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout, "timed out connecting"),
-    (TimeoutError, httpx.ReadTimeout, "timed out waiting for the provider"),
-    (aiohttp.ClientConnectorError, httpx.ConnectError, "could not connect"),
-    (aiohttp.InvalidURL, httpx.UnsupportedProtocol, "the provider URL is not usable"),
-    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol, "not an HTTP URL"),
-    (aiohttp.ClientResponseError, MalformedResponseError, "the answer is not HTTP"),
-    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError, "closed unanswered"),
-)
-
 #: httpx's failures before an answer, most specific first, as the node's reasons.
 _BEFORE_ANSWER: Final[
     tuple[tuple[type[httpx.TransportError], Reason, str | None], ...]
@@ -393,17 +232,6 @@ _BEFORE_ANSWER: Final[
     (httpx.RemoteProtocolError, Reason.UPSTREAM_CONNECTION_RESET, None),
     (httpx.NetworkError, Reason.UPSTREAM_CONNECTION_RESET, None),
 )
-
-
-def _httpx_error(exc: BaseException, *, reading: bool) -> httpx.TransportError:
-    if reading:
-        if isinstance(exc, TimeoutError):
-            return httpx.ReadTimeout("timed out reading the provider's body")
-        return httpx.ReadError("the provider's body ended early")
-    for aiohttp_kind, httpx_kind, text in _AIOHTTP_ERRORS:
-        if isinstance(exc, aiohttp_kind):
-            return httpx_kind(text)
-    return httpx.ReadError("the connection to the provider failed")
 
 
 def _before_answer(exc: httpx.TransportError) -> UpstreamError:
@@ -532,3 +360,12 @@ def _inflate(body: bytes, wbits: int, max_body_bytes: int) -> bytes:
             Reason.UPSTREAM_PROTOCOL_VIOLATION, log_reason="upstream_content_encoding"
         )
     return out
+
+
+__all__ = [
+    "MalformedResponseError",
+    "Upstream",
+    "UpstreamResponse",
+    "identity_body",
+    "make_client",
+]
