@@ -1,0 +1,328 @@
+"""The consent API on the admin surface, after the GovStack Consent building block.
+
+Grant, revoke, list a student's consents, read and verify a consent's signed
+revision history, and list every exchange that released a student's data (from
+the message log, by the keyed subject hash). A student id travels only in request
+bodies, never in a URL, so that no access log can hold one; answers about a record
+leave out the snapshot with the grantor's name. :func:`openapi` is the OpenAPI 3.1
+document of these endpoints; :func:`routes` lists them with their roles.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.admin.config import PREFIX, AdminRoute
+from gateway.errors import MediatorError
+from gateway.identifiers import ClientId
+from gateway.jsonbody import parse_json
+from gateway.msglog.store import SearchQuery, SqliteLogStore
+from policies.consent import ConsentError, ConsentRecord, is_student_id
+
+if TYPE_CHECKING:
+    from gateway.node import Node
+
+MAX_BODY = 16 * 1024
+ROLE = "security_officer"
+YEAR_S = 365 * 86_400
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GrantBody(_Body):
+    subject: str = Field(max_length=32)
+    client: str = Field(max_length=256)
+    purpose: str = Field(max_length=64)
+    granted_by_role: Literal["guardian", "student"]
+    granted_by_name: str = Field(min_length=1, max_length=200)
+    subject_is_minor: bool = True
+    valid_from: float | None = None
+    valid_until: float | None = None
+    actor: str = Field(min_length=1, max_length=200)
+
+
+class RevokeBody(_Body):
+    actor: str = Field(min_length=1, max_length=200)
+
+
+class SubjectBody(_Body):
+    subject: str = Field(max_length=32)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+_B = TypeVar("_B", bound=_Body)
+
+
+def _problem(status: int, error: str) -> JSONResponse:
+    return JSONResponse({"error": error}, status_code=status)
+
+
+async def _read(request: Request, model: type[_B]) -> _B | JSONResponse:
+    """The body validated into ``model``, or the 4xx answer to give instead."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        return _problem(413, "body_too_large")
+    try:
+        document = parse_json(raw, content_type=request.headers.get("content-type"))
+        return model.model_validate(document)
+    except MediatorError:
+        return _problem(400, "invalid_json")
+    except ValidationError as exc:
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        return _problem(422, f"invalid_field:{where}")
+
+
+def record_json(record: ConsentRecord) -> dict[str, Any]:
+    """A consent record for an answer: no grantor name."""
+    return {
+        "consent_id": record.consent_id,
+        "client": record.client,
+        "purpose": f"{record.purpose_id}@{record.purpose_version}",
+        "granted_by_role": record.granted_by.role,
+        "valid_from": record.valid_from,
+        "valid_until": record.valid_until,
+        "state": record.state,
+        "revoked_at": record.revoked_at,
+        "revoked_by": record.revoked_by,
+    }
+
+
+async def grant(request: Request, node: Node) -> Response:
+    """Grant a consent for the purpose's current version: 201, or 404/422."""
+    body = await _read(request, GrantBody)
+    if isinstance(body, JSONResponse):
+        return body
+    purpose = node.deployment.policies.purposes.get(body.purpose)
+    if purpose is None:
+        return _problem(404, "unknown_purpose")
+    try:
+        client = ClientId.parse(body.client)
+    except MediatorError:
+        return _problem(422, "invalid_client")
+    if node.deployment.directory.subsystem(client) is None:
+        return _problem(422, "unknown_client")
+    now = time.time()
+    valid_from = now if body.valid_from is None else body.valid_from
+    valid_until = valid_from + YEAR_S if body.valid_until is None else body.valid_until
+    try:
+        record = await node.consents.grant(
+            subject=body.subject,
+            client=client,
+            purpose=purpose,
+            granted_by_role=body.granted_by_role,
+            granted_by_name=body.granted_by_name,
+            subject_is_minor=body.subject_is_minor,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            actor=body.actor,
+        )
+    except ConsentError as exc:
+        return JSONResponse({"error": "consent_refused", "detail": str(exc)}, 422)
+    return JSONResponse(record_json(record), status_code=201)
+
+
+async def revoke(request: Request, node: Node) -> Response:
+    """Revoke a consent now; effective on the next exchange. 404/409 if it cannot."""
+    body = await _read(request, RevokeBody)
+    if isinstance(body, JSONResponse):
+        return body
+    consent_id = request.path_params["consent_id"]
+    if await node.consents.get(consent_id) is None:
+        return _problem(404, "unknown_consent")
+    try:
+        record = await node.consents.revoke(consent_id, actor=body.actor)
+    except ConsentError:
+        return _problem(409, "already_revoked")
+    return JSONResponse(record_json(record))
+
+
+async def list_consents(request: Request, node: Node) -> Response:
+    """Every consent of one student (in the body), newest window first."""
+    body = await _read(request, SubjectBody)
+    if isinstance(body, JSONResponse):
+        return body
+    if not is_student_id(body.subject):
+        return _problem(422, "invalid_subject")
+    records = await node.consents.list_for_subject(body.subject)
+    return JSONResponse({"consents": [record_json(r) for r in records[: body.limit]]})
+
+
+async def history(request: Request, node: Node) -> Response:
+    """A consent's revisions and whether the chain and signatures verify."""
+    consent_id = request.path_params["consent_id"]
+    revisions = await node.consents.history(consent_id)
+    if not revisions:
+        return _problem(404, "unknown_consent")
+    verified = await node.consents.verify_history(consent_id)
+    return JSONResponse(
+        {
+            "consent_id": consent_id,
+            "verified": verified,
+            "signed": node.consents.signed,
+            "revisions": [
+                {
+                    "revision": r.revision,
+                    "at": r.at,
+                    "actor": r.actor,
+                    "state": r.state,
+                    "prev_hash": r.prev_hash,
+                    "hash": r.hash,
+                    "kid": r.kid,
+                    "signature": r.signature,
+                }
+                for r in revisions
+            ],
+        }
+    )
+
+
+async def exchanges(request: Request, node: Node) -> Response:
+    """Every logged exchange about one student (in the body), newest first.
+
+    Exchanges under a purpose that names no subject (a roster) carry no subject
+    hash and are not listed.
+    """
+    body = await _read(request, SubjectBody)
+    if isinstance(body, JSONResponse):
+        return body
+    if not is_student_id(body.subject):
+        return _problem(422, "invalid_subject")
+    query = SearchQuery(
+        subject_hash=node.shared.subjects.hash(body.subject), limit=body.limit
+    )
+    store = SqliteLogStore(
+        node.deployment.path(node.deployment.settings.log.sqlite_path)
+    )
+    await store.open()
+    try:
+        found = await store.search(query)
+    finally:
+        await store.close()
+    return JSONResponse({"exchanges": [_exchange(r.canonical) for r in found]})
+
+
+_EXCHANGE_KEYS = (
+    "message_id",
+    "client_id",
+    "service_id",
+    "method",
+    "purpose",
+    "lawful_basis",
+    "consent_id",
+    "decision",
+    "status",
+    "reason",
+    "started_at",
+)
+
+
+def _exchange(canonical: bytes) -> dict[str, Any]:
+    document = orjson.loads(canonical)
+    return {key: document.get(key) for key in _EXCHANGE_KEYS if key in document}
+
+
+async def openapi_document(_request: Request, _node: Node) -> Response:
+    return JSONResponse(openapi())
+
+
+def routes() -> list[AdminRoute]:
+    """The consent endpoints, for the admin surface to mount."""
+    return [
+        AdminRoute("POST", f"{PREFIX}/consents", grant, ROLE),
+        AdminRoute("POST", f"{PREFIX}/consents/{{consent_id}}/revoke", revoke, ROLE),
+        AdminRoute("POST", f"{PREFIX}/consents/search", list_consents, ROLE),
+        AdminRoute("GET", f"{PREFIX}/consents/{{consent_id}}/history", history, ROLE),
+        AdminRoute("POST", f"{PREFIX}/subjects/exchanges", exchanges, ROLE),
+        AdminRoute("GET", f"{PREFIX}/consents/openapi.json", openapi_document, ROLE),
+    ]
+
+
+def _op(summary: str, body: str | None, answers: dict[str, str]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {code: {"description": text} for code, text in answers.items()},
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}
+            },
+        }
+    return operation
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the consent API."""
+    schemas = {
+        name: model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, model in (
+            ("GrantBody", GrantBody),
+            ("RevokeBody", RevokeBody),
+            ("SubjectBody", SubjectBody),
+        )
+    }
+    by_id = {
+        "name": "consent_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Shiksha Mediator consent API", "version": "1"},
+        "paths": {
+            f"{PREFIX}/consents": {
+                "post": _op(
+                    "Grant a consent",
+                    "GrantBody",
+                    {
+                        "201": "granted",
+                        "404": "unknown purpose",
+                        "422": "refused (e.g. a minor without a guardian)",
+                    },
+                )
+            },
+            f"{PREFIX}/consents/{{consent_id}}/revoke": {
+                "post": {
+                    **_op(
+                        "Revoke a consent",
+                        "RevokeBody",
+                        {"200": "revoked", "404": "unknown", "409": "already revoked"},
+                    ),
+                    "parameters": [by_id],
+                }
+            },
+            f"{PREFIX}/consents/search": {
+                "post": _op(
+                    "List a student's consents", "SubjectBody", {"200": "the consents"}
+                )
+            },
+            f"{PREFIX}/consents/{{consent_id}}/history": {
+                "get": {
+                    **_op(
+                        "A consent's signed revision history, verified",
+                        None,
+                        {"200": "revisions and verification", "404": "unknown"},
+                    ),
+                    "parameters": [by_id],
+                }
+            },
+            f"{PREFIX}/subjects/exchanges": {
+                "post": _op(
+                    "Every exchange that released a student's data",
+                    "SubjectBody",
+                    {"200": "the exchanges, newest first"},
+                )
+            },
+        },
+        "components": {"schemas": schemas},
+    }

@@ -1,0 +1,348 @@
+"""Operational monitoring: one record per exchange, kept for a configured time.
+
+The fields are those of X-Road's operational monitoring that apply to this node
+(``requestInTs``, ``responseOutTs``, client and service ids, message and request
+ids, sizes, status, success and fault code), plus the time of each pipeline step.
+A record never holds the request path, the query, a body, a token or a student
+id: the endpoint is named by the access rule that matched it.
+
+Records are written off the hot path: :meth:`OpMonitor.observe` only puts the
+record on a bounded queue; one writer task stores them in batches in SQLite. When
+the queue is full the record is dropped and counted in :attr:`OpMonitor.dropped`,
+so a slow disk never slows an exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import structlog
+
+from gateway.errors import NodeError, Reason
+from gateway.record import Decision, ExchangeRecord
+
+log = structlog.get_logger("gateway.monitoring")
+
+_BATCH: Final = 500
+_PRUNE_EVERY_S: Final = 3600.0
+MAX_PAGE: Final = 1000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS op_records (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_in_ts       REAL NOT NULL,
+    response_out_ts     REAL NOT NULL,
+    message_id          TEXT NOT NULL,
+    request_id          TEXT NOT NULL,
+    client_id           TEXT,
+    service_id          TEXT,
+    rule_id             TEXT,
+    method              TEXT NOT NULL,
+    purpose             TEXT,
+    request_size        INTEGER NOT NULL,
+    response_size       INTEGER NOT NULL,
+    status              INTEGER NOT NULL,
+    decision            TEXT NOT NULL,
+    succeeded           INTEGER NOT NULL,
+    fault_code          TEXT,
+    upstream_status     INTEGER,
+    upstream_attempts   INTEGER NOT NULL,
+    total_ms            REAL NOT NULL,
+    steps_ms            TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS op_records_ts ON op_records (request_in_ts);
+CREATE INDEX IF NOT EXISTS op_records_client ON op_records (client_id, request_in_ts);
+"""
+
+_COLUMNS: Final = (
+    "request_in_ts",
+    "response_out_ts",
+    "message_id",
+    "request_id",
+    "client_id",
+    "service_id",
+    "rule_id",
+    "method",
+    "purpose",
+    "request_size",
+    "response_size",
+    "status",
+    "decision",
+    "succeeded",
+    "fault_code",
+    "upstream_status",
+    "upstream_attempts",
+    "total_ms",
+    "steps_ms",
+)
+
+_SUCCESS: Final = frozenset({Decision.FORWARDED, Decision.SERVED})
+
+
+def op_record(record: ExchangeRecord) -> dict[str, Any]:
+    """The monitoring form of an exchange record: no path, query or body."""
+    total = record.total_ms()
+    succeeded = record.decision in _SUCCESS and record.status < 500
+    return {
+        "request_in_ts": round(record.started, 6),
+        "response_out_ts": round(record.started + total / 1000, 6),
+        "message_id": record.message_id,
+        "request_id": record.request_id,
+        "client_id": record.client_id,
+        "service_id": record.service_id,
+        "rule_id": record.rule_id,
+        "method": record.method,
+        "purpose": record.purpose,
+        "request_size": record.request_bytes,
+        "response_size": record.response_bytes,
+        "status": record.status,
+        "decision": record.decision.value,
+        "succeeded": succeeded,
+        "fault_code": None if record.decision in _SUCCESS else record.reason,
+        "upstream_status": record.upstream_status,
+        "upstream_attempts": record.upstream_attempts,
+        "total_ms": total,
+        "steps_ms": dict(record.durations_ms),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OpQuery:
+    """A time window ``[since, until)``, optionally one client's, one page long."""
+
+    since: float
+    until: float
+    client_id: str | None = None
+    after_id: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OpPage:
+    records: list[dict[str, Any]]
+    #: Pass as ``after_id`` for the next page; None on the last page.
+    next_after: int | None
+
+
+class OpMonitor:
+    """The bounded queue, the batch writer and the queries of one node."""
+
+    def __init__(self, path: Path, *, retention_days: int, queue_size: int) -> None:
+        self._path = path
+        self._retention_s = retention_days * 86400.0
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
+        self._writer: asyncio.Task[None] | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._last_prune = 0.0
+        self.dropped = 0
+        self.written = 0
+
+    async def start(self) -> None:
+        """Create the store and start the writer; raise NodeError if SQLite fails."""
+        try:
+            self._conn = await asyncio.to_thread(_connect, self._path)
+        except sqlite3.Error as exc:
+            raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_open") from exc
+        self._writer = asyncio.create_task(self._write_loop(), name="opmon-writer")
+
+    async def close(self) -> None:
+        """Write what is queued, then stop the writer and close the store."""
+        if self._writer is not None:
+            await self.flush()
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def observe(self, record: ExchangeRecord) -> None:
+        """Queue the monitoring record of a finished exchange; never blocks."""
+        try:
+            self._queue.put_nowait(op_record(record))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def flush(self) -> None:
+        """Wait until every queued record is stored."""
+        await self._queue.join()
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    async def query(self, query: OpQuery) -> OpPage:
+        """One page of records in the window, oldest first.
+
+        :raises NodeError: ``log_unavailable`` if the store cannot be read.
+        """
+        limit = max(1, min(query.limit, MAX_PAGE))
+        try:
+            rows = await asyncio.to_thread(_select, self._path, query, limit + 1)
+        except sqlite3.Error as exc:
+            raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_read") from exc
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_after = rows[-1]["id"] if more else None
+        return OpPage(rows, next_after)
+
+    async def summary(self, since: float, until: float) -> dict[str, Any]:
+        """Traffic, denials and latency percentiles in ``[since, until)``.
+
+        :raises NodeError: ``log_unavailable`` if the store cannot be read.
+        """
+        try:
+            return await asyncio.to_thread(_summary, self._path, since, until)
+        except sqlite3.Error as exc:
+            raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_read") from exc
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await asyncio.to_thread(self._write, batch)
+                self.written += len(batch)
+            except sqlite3.Error as exc:
+                self.dropped += len(batch)
+                log.warning("opmon.write_failed", error=type(exc).__name__)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise sqlite3.OperationalError("closed")
+        rows = [_row(item) for item in batch]
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        with conn:
+            conn.executemany(
+                # Only the fixed column names are interpolated.
+                f"INSERT INTO op_records ({', '.join(_COLUMNS)}) "  # noqa: S608
+                f"VALUES ({placeholders})",
+                rows,
+            )
+            now = time.time()
+            if now - self._last_prune >= _PRUNE_EVERY_S:
+                conn.execute(
+                    "DELETE FROM op_records WHERE request_in_ts < ?",
+                    (now - self._retention_s,),
+                )
+                self._last_prune = now
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete records older than the retention time; return how many."""
+        conn = self._conn
+        if conn is None:
+            return 0
+        cutoff = (now if now is not None else time.time()) - self._retention_s
+        with conn:
+            cursor = conn.execute(
+                "DELETE FROM op_records WHERE request_in_ts < ?", (cutoff,)
+            )
+        return cursor.rowcount
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+def _row(item: dict[str, Any]) -> tuple[Any, ...]:
+    values = dict(item)
+    values["succeeded"] = int(bool(values["succeeded"]))
+    values["steps_ms"] = orjson.dumps(values["steps_ms"]).decode()
+    return tuple(values[c] for c in _COLUMNS)
+
+
+def _select(path: Path, query: OpQuery, limit: int) -> list[dict[str, Any]]:
+    clauses = ["id > ?", "request_in_ts >= ?", "request_in_ts < ?"]
+    params: list[Any] = [query.after_id, query.since, query.until]
+    if query.client_id is not None:
+        clauses.append("client_id = ?")
+        params.append(query.client_id)
+    params.append(limit)
+    sql = (
+        # Only fixed column names and clauses are interpolated.
+        f"SELECT id, {', '.join(_COLUMNS)} FROM op_records "  # noqa: S608
+        f"WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?"
+    )
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+    return [_from_row(row) for row in rows]
+
+
+def _from_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    item = dict(zip(("id", *_COLUMNS), row, strict=True))
+    item["succeeded"] = bool(item["succeeded"])
+    item["steps_ms"] = orjson.loads(item["steps_ms"])
+    return item
+
+
+_PERCENTILES: Final = (50, 90, 95, 99)
+_LATENCY_SAMPLE: Final = 200_000
+
+
+def _summary(path: Path, since: float, until: float) -> dict[str, Any]:
+    window = "FROM op_records WHERE request_in_ts >= ? AND request_in_ts < ?"
+    params = (since, until)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        traffic = conn.execute(
+            f"SELECT client_id, service_id, COUNT(*) {window} "
+            "GROUP BY client_id, service_id ORDER BY COUNT(*) DESC",
+            params,
+        ).fetchall()
+        decisions = conn.execute(
+            f"SELECT decision, COUNT(*) {window} GROUP BY decision",
+            params,
+        ).fetchall()
+        denials = conn.execute(
+            f"SELECT fault_code, COUNT(*) {window} "
+            "AND decision = 'denied' GROUP BY fault_code ORDER BY COUNT(*) DESC",
+            params,
+        ).fetchall()
+        latencies = [
+            row[0]
+            for row in conn.execute(
+                f"SELECT total_ms {window} ORDER BY total_ms LIMIT ?",
+                (*params, _LATENCY_SAMPLE),
+            )
+        ]
+    finally:
+        conn.close()
+    return {
+        "since": since,
+        "until": until,
+        "traffic": [
+            {"client_id": c, "service_id": s, "count": n} for c, s, n in traffic
+        ],
+        "decisions": dict(decisions),
+        "denials": [{"reason": r, "count": n} for r, n in denials],
+        "latency_ms": _percentiles(latencies),
+        "exchanges": sum(n for _, n in decisions),
+    }
+
+
+def _percentiles(ordered: list[float]) -> dict[str, float | None]:
+    if not ordered:
+        return {f"p{p}": None for p in _PERCENTILES}
+    last = len(ordered) - 1
+    return {f"p{p}": ordered[min(last, round(last * p / 100))] for p in _PERCENTILES}
