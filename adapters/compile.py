@@ -1,10 +1,11 @@
 """Compile a field mapping of an adapter spec once into plain Python closures.
 
 There is no expression language: a spec names sources (a JSON pointer, a path or query
-parameter, a constant) and a closed set of transforms (value tables, dates, per-item
-``each``, nested ``fields``). Nothing evaluated here can call a function, read the
-environment or loop without bound, and a mapping costs a few dictionary look-ups per
-field.
+parameter, a constant, joined parts) and a closed set of transforms (value tables,
+dates, number formats, name splitting, per-item ``each``, nested ``fields``), and a
+field may be conditional (``when``). Nothing evaluated here can call a function, read
+the environment or loop without bound, and a mapping costs a few dictionary look-ups
+per field.
 
 Absent and null are kept apart on purpose. A source is *absent* when a key on its
 pointer is missing: then ``default`` is used if given, ``required`` fails, otherwise the
@@ -31,6 +32,13 @@ from urllib.parse import quote, urlencode
 
 from adapters.schemas import pointer
 from adapters.spec import DATE_TOKEN, DateSpec, FieldSpec, Mapping, Scalar, TableSpec
+from adapters.transforms import (
+    TransformError,
+    condition,
+    join_source,
+    number_transform,
+    split_transform,
+)
 from gateway.errors import ConfigError
 from gateway.yamlconf import line_of
 
@@ -218,6 +226,18 @@ class MappingCompiler:
         self, spec: FieldSpec, loc: list[str | int], params: frozenset[str] | None
     ) -> Getter:
         """A getter of one output field's value, or ABSENT to omit it."""
+        getter = self._unconditional(spec, loc, params)
+        if spec.when is None:
+            return getter
+        tokens = parse_pointer(spec.when.from_)
+        if tokens is None:
+            raise self.error([*loc, "when", "from"], "not a JSON pointer")
+        holds = condition(spec.when, pointer_source(tokens), ABSENT)
+        return lambda base, scope: getter(base, scope) if holds(base, scope) else ABSENT
+
+    def _unconditional(
+        self, spec: FieldSpec, loc: list[str | int], params: frozenset[str] | None
+    ) -> Getter:
         source, at = self._source(spec, loc, params)
         transform = self._transform(spec, loc, params)
         default = _constant(plain(spec.default))
@@ -258,6 +278,8 @@ class MappingCompiler:
             if params is None:
                 raise self.error([*loc, "query"], "no query in a response")
             return _query_source(spec.query), None
+        if spec.join is not None:
+            return self._join(spec, loc), None
         if spec.from_ is None:
             return (lambda base, _scope: base), None
         tokens = parse_pointer(spec.from_)
@@ -277,7 +299,19 @@ class MappingCompiler:
             return self.named_table(spec.table, [*loc, "table"])
         if spec.table is not None:
             return self.table(spec.table, [*loc, "table"])
-        return None if spec.date is None else date_transform(spec.date)
+        return _scalar_transform(spec)
+
+    def _join(self, spec: FieldSpec, loc: list[str | int]) -> Getter:
+        """The getter of a ``join`` source; raise ConfigError for a bad pointer."""
+        if spec.join is None:
+            raise self.error(loc, "no join")
+        getters: list[Getter] = []
+        for index, text in enumerate(spec.join.parts):
+            tokens = parse_pointer(text)
+            if tokens is None:
+                raise self.error([*loc, "join", "parts", index], "not a JSON pointer")
+            getters.append(pointer_source(tokens))
+        return _guarded(join_source(spec.join, getters, ABSENT), at=None)
 
     def named_table(self, name: str, loc: list[str | int]) -> Transform:
         """The table named under ``tables``, compiled once; raise ConfigError."""
@@ -298,6 +332,27 @@ class MappingCompiler:
                 raise self.error([*loc, "entries", index], "this value is listed twice")
             entries[key] = plain(target)  # type: ignore[index]
         return _lookup(entries, spec.has_default, plain(spec.default))
+
+
+def _scalar_transform(spec: FieldSpec) -> Transform | None:
+    """The number, split or date transform of a field, if it has one."""
+    if spec.number is not None:
+        return _guarded(number_transform(spec.number))
+    if spec.split is not None:
+        return _guarded(split_transform(spec.split, ABSENT))
+    return None if spec.date is None else date_transform(spec.date)
+
+
+def _guarded(call: Transform, at: str | None = "") -> Transform:
+    """``call`` with its TransformError turned into a MappingError at ``at``."""
+
+    def guarded(value: Any, scope: Scope) -> Any:
+        try:
+            return call(value, scope)
+        except TransformError as failure:
+            raise MappingError(at, str(failure)) from None
+
+    return guarded
 
 
 def _null(on_null: str, default: Any, at: str | None) -> Any:

@@ -47,7 +47,7 @@ class Adapter:
 
 def load_adapter(file: Path) -> Adapter:
     """Read, validate and compile one ``adapter.yaml``; raise ConfigError."""
-    document = read_yaml(file)
+    document = read_yaml(file, expand_env=False)  # no environment in a mapping
     spec = _validate(document, file)
     compiler = MappingCompiler(file, document, spec.tables)
     client, service = _identifiers(spec, compiler)

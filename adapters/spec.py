@@ -65,22 +65,76 @@ class DateSpec(Strict):
         return value
 
 
+class NumberSpec(Strict):
+    """A number read in one form and written in another.
+
+    Forms: ``number`` (a JSON number), ``plain`` (text such as ``1234567.50``),
+    ``indian`` (text with Indian digit grouping, ``12,34,567.50``) and ``rupees``
+    (Indian grouping after a rupee sign: ``\u20b912,34,567.50``; ``Rs.`` and ``INR``
+    are read too). ``decimals`` rounds (half to even) to that many places first.
+    """
+
+    parse: Literal["number", "plain", "indian", "rupees"]
+    format: Literal["number", "plain", "indian", "rupees"]
+    decimals: int | None = Field(default=None, ge=0, le=6)
+
+
+class SplitSpec(Strict):
+    """Split a string (a name) at ``separator`` and take ``first``, ``last``, etc."""
+
+    separator: str = Field(default=" ", min_length=1, max_length=8)
+    take: Literal["first", "last", "rest", "initial", "all"]
+
+
+class JoinSpec(Strict):
+    """A source: the present parts at these pointers, joined with ``separator``."""
+
+    parts: list[str] = Field(min_length=1, max_length=16)
+    separator: str = Field(default=" ", max_length=8)
+
+
+class WhenSpec(Strict):
+    """A condition on a value of the same scope: the field is written only if true."""
+
+    from_: str = Field(alias="from")
+    equals: Scalar = None
+    in_: list[Scalar] | None = Field(default=None, alias="in", min_length=1)
+    present: bool | None = None
+
+    @property
+    def equals_given(self) -> bool:
+        return "equals" in self.model_fields_set
+
+    @model_validator(mode="after")
+    def _one_test(self) -> WhenSpec:
+        tests = self.equals_given + (self.in_ is not None) + (self.present is not None)
+        if tests != 1:
+            raise ValueError("when takes exactly one of equals, in, present")
+        return self
+
+
 class FieldSpec(Strict):
     """One output field: a source, optional transforms and the absent/null rules.
 
     Sources (exactly one): ``from`` (a JSON pointer into the body or the current list
     item), ``param`` (a client path parameter), ``query`` (a client query parameter),
-    ``const``, or ``fields`` alone (an object built from the same scope).
+    ``const``, ``join`` (parts joined into one string), or ``fields`` alone (an
+    object built from the same scope). ``when`` writes the field only if its
+    condition holds; at most one of ``table``, ``date``, ``number``, ``split``.
     """
 
     from_: str | None = Field(default=None, alias="from")
     param: str | None = None
     query: str | None = None
     const: Any = None
+    join: JoinSpec | None = None
     fields: dict[str, Field_] | None = None
     each: dict[str, Field_] | None = None
     table: str | TableSpec | None = None
     date: DateSpec | None = None
+    number: NumberSpec | None = None
+    split: SplitSpec | None = None
+    when: WhenSpec | None = None
     default: Any = None
     required: bool = False
     on_null: Literal["keep", "omit", "fail", "default"] = "keep"
@@ -95,18 +149,23 @@ class FieldSpec(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldSpec:
-        sources = [self.from_, self.param, self.query]
+        sources = [self.from_, self.param, self.query, self.join]
         count = sum(s is not None for s in sources) + self.has_const
         if count == 0 and self.fields is None:
-            raise ValueError("a field needs one of from, param, query, const, fields")
+            raise ValueError(
+                "a field needs one of from, param, query, const, join, fields"
+            )
         if count > 1:
-            raise ValueError("a field takes only one of from, param, query, const")
+            raise ValueError(
+                "a field takes only one of from, param, query, const, join"
+            )
         if self.each is not None and self.from_ is None:
             raise ValueError("each needs from: a pointer to the list")
         if self.each is not None and self.fields is not None:
             raise ValueError("a field takes each or fields, not both")
-        if self.table is not None and self.date is not None:
-            raise ValueError("a field takes table or date, not both")
+        transforms = [self.table, self.date, self.number, self.split]
+        if sum(t is not None for t in transforms) > 1:
+            raise ValueError("a field takes one of table, date, number, split")
         if self.on_null == "default" and not self.has_default:
             raise ValueError("on_null: default needs a default")
         return self

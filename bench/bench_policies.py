@@ -109,7 +109,7 @@ async def consent_figures(path: Path, policies: Policies) -> None:
 
     figure = await per_await_us(full, 5000)
     await store.close()
-    print(f"+ consent lookup    {figure:7.2f} us  (SQLite, {GRANTS} grants, thread)")
+    print(f"+ consent lookup    {figure:7.2f} us  (SQLite, {GRANTS} grants, no hop)")
 
 
 def main() -> None:

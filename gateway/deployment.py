@@ -3,7 +3,9 @@
 A deployment is what an integrator edits: ``node.yaml``, ``directory.yaml``,
 ``access.yaml``, ``purposes.yaml`` and ``adapters/``. :func:`load_deployment` stops at
 the first error; :func:`check_deployment` collects every error, for
-``mediator config check``.
+``mediator config check`` and for a reload (:func:`load_checked`). Besides each
+file on its own it cross-checks them: every access right's client and service, and
+every adapter's client and service, must be in the directory.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from pathlib import Path
 
 from adapters import AdapterSet
 from gateway.directory import Directory
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, MediatorError
+from gateway.identifiers import ClientId, ServiceId
 from gateway.settings import NodeSettings
-from gateway.yamlconf import load_model
+from gateway.yamlconf import line_of, load_model, read_yaml
 from policies import Policies, check_config, load_policies
 
 
@@ -47,12 +50,31 @@ def load_deployment(config_dir: Path, state_dir: Path | None = None) -> Deployme
     )
 
 
+class ReloadRefusedError(ConfigError):
+    """A new configuration failed the check; ``errors`` holds every problem."""
+
+    def __init__(self, config_dir: Path, errors: list[ConfigError]) -> None:
+        super().__init__(
+            str(config_dir), f"{len(errors)} problem(s); first: {errors[0]}"
+        )
+        self.errors = errors
+
+
+def load_checked(config_dir: Path, state_dir: Path | None = None) -> Deployment:
+    """Check every file, then load; raise ReloadRefusedError with all errors if any."""
+    errors = check_deployment(config_dir)
+    if errors:
+        raise ReloadRefusedError(config_dir, errors)
+    return load_deployment(config_dir, state_dir)
+
+
 def check_deployment(config_dir: Path) -> list[ConfigError]:
     """Every problem of a deployment, each with its file and line."""
     errors: list[ConfigError] = []
+    directories: list[Directory] = []
     for check in (
         lambda: load_model(config_dir / "node.yaml", NodeSettings),
-        lambda: Directory.load(config_dir / "directory.yaml"),
+        lambda: directories.append(Directory.load(config_dir / "directory.yaml")),
     ):
         try:
             check()
@@ -60,7 +82,75 @@ def check_deployment(config_dir: Path) -> list[ConfigError]:
             errors.append(exc)
     errors.extend(check_config(config_dir))
     errors.extend(AdapterSet.check(config_dir / "adapters"))
+    if directories:
+        errors.extend(_cross_check(config_dir, directories[0]))
     return errors
+
+
+def _cross_check(config_dir: Path, directory: Directory) -> list[ConfigError]:
+    """Clients and services named in access.yaml and adapters that are not listed."""
+    errors: list[ConfigError] = []
+    file = config_dir / "access.yaml"
+    try:
+        data = read_yaml(file)
+    except ConfigError:
+        return errors  # already reported by the policy check
+    rights = data.get("rights") if isinstance(data, dict) else None
+    for index, right in enumerate(rights if isinstance(rights, list) else []):
+        if isinstance(right, dict):
+            loc: list[str | int] = ["rights", index]
+            errors.extend(_unknown_ids(file, data, loc, right, directory))
+    for adapters_file in sorted((config_dir / "adapters").glob("*/adapter.yaml")):
+        try:
+            spec = read_yaml(adapters_file, expand_env=False)
+        except ConfigError:
+            continue  # already reported by the adapter check
+        if isinstance(spec, dict):
+            errors.extend(_unknown_ids(adapters_file, spec, [], spec, directory))
+    return errors
+
+
+def _unknown_ids(
+    file: Path,
+    document: object,
+    loc: list[str | int],
+    entry: dict[str, object],
+    directory: Directory,
+) -> list[ConfigError]:
+    errors: list[ConfigError] = []
+    client, service = _parsed(entry.get("client"), entry.get("service"))
+    if client is not None and directory.subsystem(client) is None:
+        line = line_of(document, [*loc, "client"])
+        errors.append(
+            ConfigError(
+                str(file), f"client {client} is not in the directory", line=line
+            )
+        )
+    if service is not None and directory.service(service) is None:
+        line = line_of(document, [*loc, "service"])
+        errors.append(
+            ConfigError(
+                str(file), f"service {service} is not in the directory", line=line
+            )
+        )
+    return errors
+
+
+def _parsed(
+    client: object, service: object
+) -> tuple[ClientId | None, ServiceId | None]:
+    """The ids if they parse; a malformed one is reported by the file's own check."""
+    parsed_client: ClientId | None = None
+    parsed_service: ServiceId | None = None
+    try:
+        parsed_client = ClientId.parse(str(client)) if client is not None else None
+    except MediatorError:
+        parsed_client = None
+    try:
+        parsed_service = ServiceId.parse(str(service)) if service is not None else None
+    except MediatorError:
+        parsed_service = None
+    return parsed_client, parsed_service
 
 
 def _state_dir(config_dir: Path, settings: NodeSettings, override: Path | None) -> Path:

@@ -6,7 +6,9 @@ the key, so that an integrator can fix config without reading Python.
 
 String values may name environment variables as ``${NAME}`` or ``${NAME:-default}``;
 this is how a demo or test points a service at a port chosen at run time. A name that
-is not set and has no default is an error.
+is not set and has no default is an error. Adapter files are read with
+``expand_env=False``: a mapping must never be able to copy an environment secret into
+a request.
 """
 
 from __future__ import annotations
@@ -35,8 +37,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
 
-def read_yaml(path: Path) -> Any:
-    """Parse one YAML 1.2 file, keeping line numbers; raise ConfigError on syntax."""
+def read_yaml(path: Path, *, expand_env: bool = True) -> Any:
+    """Parse one YAML 1.2 file, keeping line numbers; raise ConfigError on syntax.
+
+    With ``expand_env`` (the default) ``${NAME}`` references are replaced, and an
+    unset name without a default raises ConfigError; without it the text is kept.
+    """
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -52,7 +58,7 @@ def read_yaml(path: Path) -> Any:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or "YAML syntax error"
         raise ConfigError(str(path), str(problem), line=line) from exc
-    return _expand_env(data, path)
+    return _expand_env(data, path) if expand_env else data
 
 
 def _expand_env(node: Any, path: Path) -> Any:

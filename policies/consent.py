@@ -3,11 +3,18 @@
 A consent covers one subject, one client and one purpose at one version, inside
 its validity window, until it is revoked; for a minor, only a guardian may grant.
 Records and their hash-chained revisions live in SQLite (WAL, full sync) through
-:mod:`policies.consentdb`; the lookup that every consent-based exchange makes is
-one indexed query.
+:mod:`policies.consentdb`; with a signer (the node's keyring) every revision is
+also signed.
 
-The SQLite calls run in a worker thread, one at a time on one connection. A failing
-database surfaces as :class:`~gateway.errors.NodeError`: the exchange fails closed.
+Writes and history reads run in a worker thread, one at a time on one connection. The
+lookup that every consent-based exchange makes (:meth:`ConsentStore.find_active`) is
+one indexed query on a second, read-only connection, run directly on the event loop:
+a worker-thread hop costs several times the query itself. There is no cache: the
+store is read on every exchange, so a revocation committed by this node's writer is
+seen by the very next request (WAL readers see every committed transaction). The
+SQLite store belongs to one node; several nodes need one shared consent store.
+A failing database surfaces as :class:`~gateway.errors.NodeError`: the exchange
+fails closed.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from policies.consentdb import (
     grant_many_sync,
     is_student_id,
 )
+from policies.consentsign import RevisionSigner
 from policies.purposes import Purpose
 
 __all__ = [
@@ -50,21 +58,44 @@ _T = TypeVar("_T")
 class ConsentStore:
     """Consent records in SQLite; open with :meth:`open`, end with :meth:`close`."""
 
-    def __init__(self, connection: sqlite3.Connection, clock: Callable[[], float]):
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        clock: Callable[[], float],
+        *,
+        reader: sqlite3.Connection | None = None,
+        signer: RevisionSigner | None = None,
+    ):
         self._connection = connection
+        self._reader = reader
         self._clock = clock
+        self._signer = signer
         self._limiter = anyio.CapacityLimiter(1)
 
     @classmethod
     async def open(
-        cls, path: Path, *, clock: Callable[[], float] = time.time
+        cls,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        signer: RevisionSigner | None = None,
     ) -> ConsentStore:
-        """Open (and create) the store at ``path``; raise NodeError if it cannot."""
+        """Open (and create) the store at ``path``; raise NodeError if it cannot.
+
+        With ``signer``, every new revision is signed and :meth:`verify_history`
+        checks the signatures too.
+        """
         try:
             connection = await anyio.to_thread.run_sync(consentdb.connect, path)
+            reader = consentdb.connect_reader(path)
         except sqlite3.Error as exc:
             raise NodeError(Reason.INTERNAL_ERROR, log_reason="consent_store") from exc
-        return cls(connection, clock)
+        return cls(connection, clock, reader=reader, signer=signer)
+
+    @property
+    def signed(self) -> bool:
+        """Whether this store signs revisions and verifies their signatures."""
+        return self._signer is not None
 
     async def grant(
         self,
@@ -96,7 +127,9 @@ class ConsentStore:
             "actor": actor,
         }
         return await self._run(
-            partial(consentdb.grant_one, self._connection, self._clock, grant)
+            partial(
+                consentdb.grant_one, self._connection, self._clock, grant, self._signer
+            )
         )
 
     async def revoke(
@@ -105,15 +138,33 @@ class ConsentStore:
         """Revoke a consent now; raise ConsentError if unknown or already revoked."""
         when = self._clock() if at is None else at
         return await self._run(
-            partial(consentdb.revoke, self._connection, consent_id, actor, when)
+            partial(
+                consentdb.revoke,
+                self._connection,
+                consent_id,
+                actor,
+                when,
+                self._signer,
+            )
         )
 
     async def find_active(
         self, subject: str, client: ClientId, purpose: Purpose, at: float
     ) -> ConsentRecord | None:
-        """The active consent covering this exchange at ``at``, if any."""
+        """The active consent covering this exchange at ``at``, if any.
+
+        One indexed read on the reader connection, without a thread hop; raises
+        NodeError if the database cannot be read.
+        """
         key = (subject, str(client), purpose.id, purpose.version, at, at)
-        return await self._run(partial(consentdb.find_active, self._connection, key))
+        if self._reader is None:
+            return await self._run(
+                partial(consentdb.find_active, self._connection, key)
+            )
+        try:
+            return consentdb.find_active(self._reader, key)
+        except sqlite3.Error as exc:
+            raise NodeError(Reason.INTERNAL_ERROR, log_reason="consent_store") from exc
 
     async def get(self, consent_id: str) -> ConsentRecord | None:
         return await self._run(partial(consentdb.get, self._connection, consent_id))
@@ -129,12 +180,20 @@ class ConsentStore:
         return await self._run(partial(consentdb.history, self._connection, consent_id))
 
     async def verify_history(self, consent_id: str) -> bool:
-        """True if the hash chain is intact and matches the current record."""
+        """True if the hash chain is intact and matches the current record.
+
+        A store opened with a signer also requires a valid signature on every
+        revision.
+        """
         return await self._run(
-            partial(consentdb.verify_history, self._connection, consent_id)
+            partial(
+                consentdb.verify_history, self._connection, consent_id, self._signer
+            )
         )
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         await self._run(self._connection.close)
 
     async def _run(self, call: Callable[[], _T]) -> _T:

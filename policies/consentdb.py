@@ -5,7 +5,9 @@ Every function here takes an open connection and runs synchronously; the async
 appends a revision whose hash is SHA-256 over the RFC 8785 canonical JSON of the
 revision without its hash; each revision carries the previous one's hash and a
 snapshot of the record, so a consent's history is a hash chain that
-:func:`verify_history` checks together with the current row.
+:func:`verify_history` checks together with the current row. With a signer (the
+node's keyring) each revision hash is also signed (:mod:`policies.consentsign`), and
+a history verified with a verifier must carry a valid signature on every revision.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import rfc8785
 from stdnum import verhoeff
 
+from policies.consentsign import RevisionSigner, sign_revision, signature_valid
 from policies.purposes import LawfulBasis, Purpose
 
 GENESIS = "0" * 64
@@ -58,6 +61,8 @@ CREATE TABLE IF NOT EXISTS consent_revisions (
     record TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
+    kid TEXT,
+    signature TEXT,
     PRIMARY KEY (consent_id, revision)
 );
 """
@@ -70,7 +75,7 @@ _PLACES = ", ".join("?" * 12)
 _INSERT_CONSENT = f"INSERT INTO consents ({_COLUMNS}) VALUES ({_PLACES})"  # noqa: S608 (constants)
 _INSERT_REVISION = (
     "INSERT INTO consent_revisions (consent_id, revision, at, actor, state, "
-    "record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "record, prev_hash, hash, kid, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -133,6 +138,8 @@ class ConsentRevision:
     record: Mapping[str, Any] = field(repr=False)
     prev_hash: str
     hash: str
+    kid: str | None = None
+    signature: str | None = field(default=None, repr=False)
 
 
 def grant_many_sync(
@@ -140,6 +147,7 @@ def grant_many_sync(
     grants: Iterable[Mapping[str, Any]],
     *,
     clock: Callable[[], float] = time.time,
+    signer: RevisionSigner | None = None,
 ) -> list[ConsentRecord]:
     """Grant many consents in one transaction, for seeding demos.
 
@@ -149,7 +157,7 @@ def grant_many_sync(
     connection = connect(path)
     try:
         with _transaction(connection):
-            return [_insert(connection, clock, grant) for grant in grants]
+            return [_insert(connection, clock, grant, signer) for grant in grants]
     finally:
         connection.close()
 
@@ -163,6 +171,28 @@ def connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=5000")
     connection.executescript(_SCHEMA)
+    _add_signature_columns(connection)
+    return connection
+
+
+def _add_signature_columns(connection: sqlite3.Connection) -> None:
+    """Bring a store made before revisions were signed up to the current schema."""
+    columns = {
+        row[1] for row in connection.execute("PRAGMA table_info(consent_revisions)")
+    }
+    for column in ("kid", "signature"):
+        if column not in columns:
+            connection.execute(
+                f"ALTER TABLE consent_revisions ADD COLUMN {column} TEXT"
+            )
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an existing store, for the per-exchange lookup."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, isolation_level=None)
+    connection.execute("PRAGMA busy_timeout=1000")
+    connection.execute("PRAGMA query_only=ON")
     return connection
 
 
@@ -177,22 +207,31 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
 
 
 def grant_one(
-    connection: sqlite3.Connection, clock: Callable[[], float], grant: Mapping[str, Any]
+    connection: sqlite3.Connection,
+    clock: Callable[[], float],
+    grant: Mapping[str, Any],
+    signer: RevisionSigner | None = None,
 ) -> ConsentRecord:
-    """Grant one consent in its own transaction; raise ConsentError."""
+    """Grant one consent in its own transaction; raise ConsentError.
+
+    With a ``signer``, NodeError if it has no key that may sign (nothing is stored).
+    """
     with _transaction(connection):
-        return _insert(connection, clock, grant)
+        return _insert(connection, clock, grant, signer)
 
 
 def _insert(
-    connection: sqlite3.Connection, clock: Callable[[], float], grant: Mapping[str, Any]
+    connection: sqlite3.Connection,
+    clock: Callable[[], float],
+    grant: Mapping[str, Any],
+    signer: RevisionSigner | None,
 ) -> ConsentRecord:
     record = _new_record(grant)
     connection.execute(
         _INSERT_CONSENT,
         _row_of(record),
     )
-    _append_revision(connection, record, clock(), str(grant["actor"]))
+    _append_revision(connection, record, clock(), str(grant["actor"]), signer)
     return record
 
 
@@ -232,7 +271,11 @@ def is_student_id(text: str) -> bool:
 
 
 def revoke(
-    connection: sqlite3.Connection, consent_id: str, actor: str, at: float
+    connection: sqlite3.Connection,
+    consent_id: str,
+    actor: str,
+    at: float,
+    signer: RevisionSigner | None = None,
 ) -> ConsentRecord:
     """Revoke one consent at ``at``; raise ConsentError if unknown or revoked."""
     if not actor.strip():
@@ -251,7 +294,7 @@ def revoke(
         revoked = get(connection, consent_id)
         if revoked is None:
             raise ConsentError("no consent has this id")
-        _append_revision(connection, revoked, at, actor)
+        _append_revision(connection, revoked, at, actor, signer)
         return revoked
 
 
@@ -292,8 +335,8 @@ def list_for_subject(
 def history(connection: sqlite3.Connection, consent_id: str) -> list[ConsentRevision]:
     """The revisions of one consent, oldest first."""
     rows = connection.execute(
-        "SELECT consent_id, revision, at, actor, state, record, prev_hash, hash "
-        "FROM consent_revisions WHERE consent_id = ? ORDER BY revision",
+        "SELECT consent_id, revision, at, actor, state, record, prev_hash, hash, "
+        "kid, signature FROM consent_revisions WHERE consent_id = ? ORDER BY revision",
         (consent_id,),
     ).fetchall()
     return [
@@ -304,10 +347,15 @@ def history(connection: sqlite3.Connection, consent_id: str) -> list[ConsentRevi
     ]
 
 
-def verify_history(connection: sqlite3.Connection, consent_id: str) -> bool:
+def verify_history(
+    connection: sqlite3.Connection,
+    consent_id: str,
+    verifier: RevisionSigner | None = None,
+) -> bool:
     """True if the revisions form an intact chain that ends at the current row.
 
-    A revision whose stored snapshot is not a JSON object, or cannot be
+    With a ``verifier``, every revision must also carry a valid node signature over
+    its hash. A revision whose stored snapshot is not a JSON object, or cannot be
     canonicalised, makes the history fail to verify rather than raise.
     """
     current = get(connection, consent_id)
@@ -317,6 +365,10 @@ def verify_history(connection: sqlite3.Connection, consent_id: str) -> bool:
     except ValueError:
         return False
     if current is None or not intact:
+        return False
+    if verifier is not None and not all(
+        signature_valid(verifier, r.hash, r.kid, r.signature) for r in revisions
+    ):
         return False
     return dict(revisions[-1].record) == current.snapshot()
 
@@ -337,7 +389,11 @@ def _chain_intact(revisions: list[ConsentRevision]) -> bool:
 
 
 def _append_revision(
-    connection: sqlite3.Connection, record: ConsentRecord, at: float, actor: str
+    connection: sqlite3.Connection,
+    record: ConsentRecord,
+    at: float,
+    actor: str,
+    signer: RevisionSigner | None,
 ) -> None:
     last = connection.execute(
         "SELECT revision, hash FROM consent_revisions WHERE consent_id = ? "
@@ -349,6 +405,8 @@ def _append_revision(
     draft = ConsentRevision(
         record.consent_id, number, at, actor, record.state, snapshot, prev_hash, ""
     )
+    digest = _hash(_revision_body(draft))
+    kid, signature = (None, None) if signer is None else sign_revision(signer, digest)
     connection.execute(
         _INSERT_REVISION,
         (
@@ -359,7 +417,9 @@ def _append_revision(
             record.state,
             rfc8785.dumps(snapshot).decode(),
             prev_hash,
-            _hash(_revision_body(draft)),
+            digest,
+            kid,
+            signature,
         ),
     )
 

@@ -34,6 +34,7 @@ def test_deployment_purposes_load(purposes: PurposeSet) -> None:
         "kanyashree-eligibility",
         "saboojsathi-roster",
         "ifms-beneficiary-check",
+        "iosms-staff-records",
     }
     kanyashree = purposes.get("kanyashree-eligibility")
     assert kanyashree is not None
