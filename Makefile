@@ -33,5 +33,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
+
 clean:
 	rm -rf var bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,100 @@
+"""``python -m bench.profile``: where a node's CPU goes under the full exchange load.
+
+Starts the registry and one node (SQLite log, no Redis), drives the node with wrk
+for ``BENCH_PROFILE_SECONDS`` (default 20) and samples it with py-spy (installed
+from PyPI into the virtual environment; it needs ptrace on the node). Prints the
+functions holding the most samples, inclusive and exclusive, and writes the
+collapsed stacks to ``bench/out/profile.txt`` (for a flame graph tool).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from bench import fixture, load
+from bench.procs import BenchError
+from bench.topology import running
+
+TOP = 30
+
+
+def main() -> int:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise BenchError("py-spy is not installed (pip install py-spy)")
+    seconds = int(os.environ.get("BENCH_PROFILE_SECONDS") or 20)
+    work = Path(os.environ.get("BENCH_WORK", "var/profile")).resolve()
+    out = Path("bench/out/profile.txt").resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    wrk = load.ensure_wrk()
+    world = fixture.build(work)
+
+    with running(world, bare=False, nodes={"node-a": None}) as topology:
+        node = topology.nodes["node-a"]
+        tokens = fixture.write_assertions(world, work / "tokens.txt", 2500 * seconds)
+        target = fixture.mediator_target(world, node.url, tokens)
+        generator = load.start(wrk, target, work, connections=32, seconds=seconds + 2)
+        subprocess.run(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(node.pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "250",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        result = load.finish(generator)
+    print(f"{result.rps:.0f} requests/s under the profiler, errors {result.errors}")
+    summarise(out)
+    return 0
+
+
+def summarise(path: Path) -> None:
+    """Print the top functions of a collapsed-stack file."""
+    inclusive: Counter[str] = Counter()
+    exclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = [_short(f) for f in stack.split(";")]
+        total += count
+        exclusive[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    print(f"\n{total} samples; inclusive (a function and what it calls):")
+    for frame, count in inclusive.most_common(TOP):
+        print(f"  {count / total * 100:5.1f}%  {frame}")
+    print("\nexclusive (the function's own code):")
+    for frame, count in exclusive.most_common(TOP):
+        print(f"  {count / total * 100:5.1f}%  {frame}")
+
+
+def _short(frame: str) -> str:
+    # py-spy writes "function (path/to/file.py:line)"; keep the function and file.
+    name, _, where = frame.partition(" (")
+    file = where.rsplit(":", 1)[0].split("site-packages/")[-1].split("/work/main/")[-1]
+    return f"{name} ({file})"
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"profile failed: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,345 @@
+"""``make bench``: the mediator against the direct path and a bare proxy, one run.
+
+Starts the registry, a bare aiohttp proxy (bench.bare_proxy) and mediator nodes,
+then drives each with the same load (wrk, 32 connections, or bench.pyload when wrk
+cannot be had), the variants alternating round by round:
+
+- ``direct``      the registry itself;
+- ``bare-proxy``  the registry behind the bare proxy;
+- ``full``        one node, SQLite message log, no Redis (replay cache and rate
+                  limits in the process);
+- ``full-redis``  one node with Redis for replay and rate limits;
+- ``2-nodes``     two separate nodes sharing Redis, each with its own SQLite log
+                  and half the connections (no load balancer): several workers of
+                  one node need the PostgreSQL log, which this node cannot open yet.
+
+Then the node and the registry at half the node's capacity, for the p99 added
+latency. The cost of each step comes from the ``steps_ms`` of the node's own
+per-exchange log lines. Figures go to ``BENCH_JSON`` (default
+``bench/out/latest.json``); ``BENCH_QUICK=1`` makes a short run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import fixture, load
+from bench.fixture import World
+from bench.load import LoadResult, Target
+from bench.procs import BenchError, Server, cpu_seconds
+from bench.topology import REDIS_URL, Topology, redis_available, running
+
+console = Console(width=150)
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+SECONDS = float(os.environ.get("BENCH_SECONDS") or (5 if QUICK else 15))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (1 if QUICK else 3))
+CONNECTIONS = 32
+WARMUP_S = 2
+
+
+@dataclass
+class Run:
+    """One variant's figures in one round."""
+
+    variant: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    errors: int
+    exhausted: bool
+    cpu_us: dict[str, float]
+    steps_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Bench:
+    world: World
+    topology: Topology
+    wrk: str | None
+    work: Path
+    estimate: dict[str, float] = field(default_factory=dict)
+
+    # -- one run ----------------------------------------------------------------------
+
+    def targets(self, variant: str, seconds: float) -> list[tuple[Target, Server]]:
+        """The generators' targets for a variant, with the server each one hits."""
+        world, top = self.world, self.topology
+        if variant == "direct":
+            return [(fixture.direct_target(world, top.registry.url), top.registry)]
+        if variant == "bare-proxy":
+            bare = _required(top.bare)
+            return [(fixture.direct_target(world, bare.url), bare)]
+        names = ["node-a", "node-b"] if variant == "2-nodes" else [_NODE[variant]]
+        budget = int(self.estimate.get(variant, 3000) * seconds * 1.6) + 2000
+        pairs = []
+        for name in names:
+            server = top.nodes[name]
+            tokens = fixture.write_assertions(
+                world, self.work / f"tokens-{name}.txt", budget
+            )
+            pairs.append((fixture.mediator_target(world, server.url, tokens), server))
+        return pairs
+
+    def run(self, variant: str, seconds: float, rate: float = 0.0) -> Run:
+        """Drive one variant for ``seconds``; at ``rate`` requests/s when given."""
+        pairs = self.targets(variant, seconds)
+        servers = [self.topology.registry] + [s for _, s in pairs]
+        if self.topology.bare is not None and variant == "bare-proxy":
+            servers = [self.topology.registry, self.topology.bare]
+        connections = CONNECTIONS // len(pairs)
+        delay_ms = round(1000 * connections * len(pairs) / rate) if rate else 0
+        offsets = {s.name: _size(s.log) for _, s in pairs}
+        before = {s.name: cpu_seconds(s.pid) for s in servers}
+
+        generators = [
+            load.start(
+                self.wrk,
+                target,
+                self.work,
+                connections=connections,
+                seconds=seconds,
+                mean_delay_ms=delay_ms,
+            )
+            for target, _ in pairs
+        ]
+        results = [load.finish(g) for g in generators]
+
+        after = {s.name: cpu_seconds(s.pid) for s in servers}
+        total = sum(r.requests for r in results) or 1
+        cpu = {name: (after[name] - before[name]) / total * 1e6 for name in before}
+        cpu["load-generator"] = sum(r.generator_cpu_s for r in results) / total * 1e6
+        steps = _steps([s for _, s in pairs], offsets)
+        return _combine(variant, results, cpu, steps)
+
+
+_NODE = {"full": "node-a", "full-redis": "node-r"}
+
+
+def _required(server: Server | None) -> Server:
+    if server is None:
+        raise BenchError("the bare proxy is not running")
+    return server
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _steps(servers: list[Server], offsets: dict[str, int]) -> dict[str, float]:
+    """Mean ``steps_ms`` of the exchanges the servers logged since ``offsets``."""
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    for server in servers:
+        with server.log.open("rb") as handle:
+            handle.seek(offsets[server.name])
+            for line in handle:
+                if b'"exchange"' not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("event") != "exchange":
+                    continue
+                count += 1
+                for step, ms in event.get("steps_ms", {}).items():
+                    sums[step] += float(ms)
+    return (
+        {step: round(total / count, 3) for step, total in sums.items()} if count else {}
+    )
+
+
+def _combine(
+    variant: str,
+    results: list[LoadResult],
+    cpu: dict[str, float],
+    steps: dict[str, float],
+) -> Run:
+    return Run(
+        variant=variant,
+        rps=sum(r.rps for r in results),
+        p50_ms=max(r.p50_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+        p999_ms=max(r.p999_ms for r in results),
+        errors=sum(r.errors for r in results),
+        exhausted=any(r.exhausted for r in results),
+        cpu_us={k: round(v, 1) for k, v in cpu.items()},
+        steps_ms=steps,
+    )
+
+
+# -- the whole benchmark ---------------------------------------------------------------
+
+
+def _median_run(runs: list[Run]) -> Run:
+    def med(values: list[float]) -> float:
+        return round(statistics.median(values), 3)
+
+    names = sorted({name for r in runs for name in r.cpu_us})
+    steps = sorted({step for r in runs for step in r.steps_ms})
+    return Run(
+        variant=runs[0].variant,
+        rps=med([r.rps for r in runs]),
+        p50_ms=med([r.p50_ms for r in runs]),
+        p99_ms=med([r.p99_ms for r in runs]),
+        p999_ms=med([r.p999_ms for r in runs]),
+        errors=sum(r.errors for r in runs),
+        exhausted=any(r.exhausted for r in runs),
+        cpu_us={n: med([r.cpu_us.get(n, 0.0) for r in runs]) for n in names},
+        steps_ms={s: med([r.steps_ms.get(s, 0.0) for r in runs]) for s in steps},
+    )
+
+
+def measure(bench: Bench, variants: list[str]) -> dict[str, Run]:
+    """Warm each variant up, then alternate them for ROUNDS rounds."""
+    for variant in variants:
+        warm = bench.run(variant, WARMUP_S)
+        bench.estimate[variant] = max(warm.rps, 500.0)
+        console.print(f"warm-up {variant}: {warm.rps:.0f} requests/s")
+    runs: dict[str, list[Run]] = defaultdict(list)
+    for round_no in range(ROUNDS):
+        for variant in variants:
+            run = bench.run(variant, SECONDS)
+            bench.estimate[variant] = max(run.rps, bench.estimate[variant])
+            runs[variant].append(run)
+            console.print(
+                f"round {round_no + 1} {variant}: {run.rps:.0f} requests/s, "
+                f"p99 {run.p99_ms:.1f} ms, errors {run.errors}"
+            )
+    return {variant: _median_run(r) for variant, r in runs.items()}
+
+
+def main() -> int:
+    work = Path(os.environ.get("BENCH_WORK", "var/bench")).resolve()
+    out = Path(os.environ.get("BENCH_JSON", "bench/out/latest.json"))
+    wrk = load.ensure_wrk()
+    console.print(f"load generator: {wrk or 'bench.pyload (wrk not available)'}")
+    world = fixture.build(work)
+    redis = redis_available()
+    nodes: dict[str, str | None] = {"node-a": None}
+    variants = ["direct", "bare-proxy", "full"]
+    if redis:
+        nodes.update({"node-r": REDIS_URL, "node-b": REDIS_URL})
+        variants += ["full-redis", "2-nodes"]
+    else:
+        nodes["node-b"] = None
+        variants += ["2-nodes"]
+
+    with running(world, bare=True, nodes=nodes) as topology:
+        bench = Bench(world, topology, wrk, work)
+        results = measure(bench, variants)
+        half = results["full"].rps / 2
+        half_node = bench.run("full", SECONDS, rate=half)
+        half_direct = bench.run("direct", SECONDS, rate=half)
+
+    figures = summarise(results, half_node, half_direct, redis=redis)
+    print_table(results, half_node, half_direct)
+    write(out, figures, results, half_node, half_direct)
+    console.print_json(json.dumps({k: v for k, v in figures.items() if k != "notes"}))
+    return 0 if not any(r.exhausted for r in results.values()) else 1
+
+
+def summarise(
+    results: dict[str, Run], half_node: Run, half_direct: Run, *, redis: bool
+) -> dict[str, Any]:
+    full, direct, bare = results["full"], results["direct"], results["bare-proxy"]
+    one = results["full-redis"] if redis else full
+    two = results["2-nodes"]
+    one_cpu = one.cpu_us["node-r" if redis else "node-a"]
+    two_cpu = two.cpu_us["node-a"] + two.cpu_us["node-b"]
+    return {
+        "quick": QUICK,
+        "request": "Kanyashree POST verify-enrolment, consent recorded",
+        "full_vs_direct": round(full.rps / direct.rps, 3),
+        "full_vs_bare_proxy": round(full.rps / bare.rps, 3),
+        "p99_added_ms_at_half_load": round(half_node.p99_ms - half_direct.p99_ms, 2),
+        "half_load_rps": round(half_node.rps, 1),
+        "cpu_us_per_exchange": full.cpu_us["node-a"],
+        "two_process_speedup": round(two.rps / one.rps, 3),
+        "two_process_cpu_ratio": round(two_cpu / one_cpu, 3),
+        "postgres_log": "not measured: the node cannot open a PostgreSQL log yet",
+        "notes": [
+            "2-nodes: two separate nodes, each with its own SQLite log, sharing Redis"
+            if redis
+            else "2-nodes: two separate nodes without Redis (Redis not reachable)",
+            "uvicorn --workers 2 on one node needs the PostgreSQL log (one SQLite "
+            "writer per log)",
+        ],
+    }
+
+
+def print_table(results: dict[str, Run], half_node: Run, half_direct: Run) -> None:
+    direct, bare = results["direct"].rps, results["bare-proxy"].rps
+    table = Table(title=f"Kanyashree verify-enrolment, {CONNECTIONS} connections")
+    for column in ("variant", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    table.add_column("CPU us/exchange per process")
+    table.add_column("vs direct", justify="right")
+    table.add_column("vs bare", justify="right")
+    rows = [
+        *list(results.values()),
+        _renamed(half_node, "full @ half load"),
+        _renamed(half_direct, "direct @ same rate"),
+    ]
+    for run in rows:
+        cpu = ", ".join(f"{k} {v:.0f}" for k, v in run.cpu_us.items())
+        table.add_row(
+            run.variant + (" (EXHAUSTED)" if run.exhausted else ""),
+            f"{run.rps:.0f}",
+            f"{run.p50_ms:.1f}",
+            f"{run.p99_ms:.1f}",
+            f"{run.p999_ms:.1f}",
+            str(run.errors),
+            cpu,
+            f"{run.rps / direct:.2f}x",
+            f"{run.rps / bare:.2f}x",
+        )
+    console.print(table)
+    steps = results["full"].steps_ms
+    console.print(
+        "full exchange, mean ms per step (node log): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in steps.items())
+    )
+
+
+def _renamed(run: Run, variant: str) -> Run:
+    return Run(**{**asdict(run), "variant": variant})
+
+
+def write(
+    out: Path,
+    figures: dict[str, Any],
+    results: dict[str, Run],
+    half_node: Run,
+    half_direct: Run,
+) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        **figures,
+        "seconds_per_run": SECONDS,
+        "rounds": ROUNDS,
+        "connections": CONNECTIONS,
+        "variants": {name: asdict(run) for name, run in results.items()},
+        "half_load": {"full": asdict(half_node), "direct": asdict(half_direct)},
+    }
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"figures written to {out}")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        console.print(f"[bold red]bench failed:[/] {exc}")
+        sys.exit(1)
