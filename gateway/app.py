@@ -1,14 +1,17 @@
 """The node's ASGI application, built by a factory from a loaded deployment.
 
 ``/r1/...`` is the exchange surface (X-Road REST); ``/.well-known/jwks.json``
-publishes the node's public keys; ``/admin/health`` is for load balancers. Every
+publishes the node's public keys; ``/admin/...`` is the admin surface
+(:mod:`gateway.admin`: health for load balancers, metrics, the admin API). Every
 request under ``/r1`` and every unknown path gets exactly one message-log record.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +21,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
 from gateway import wire
-from gateway.deployment import Deployment
+from gateway.admin import handle_admin
+from gateway.admin.config import watch_reload_signal
+from gateway.deployment import Deployment, load_deployment
 from gateway.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -32,14 +37,17 @@ from gateway.errors import (
 )
 from gateway.exchange import Inbound, Outbound
 from gateway.framing import (
+    check_client_digest,
     check_host,
     check_method,
     client_request_id,
     parse_headers,
     read_body,
 )
-from gateway.logsafe import escape_path
+from gateway.logsafe import escape_path, log_path
+from gateway.metaservices import metaservice_of
 from gateway.node import Node
+from gateway.observability import configure_logging
 from gateway.record import Decision, ExchangeRecord, sha256_hex
 from gateway.secrets import Secret
 from gateway.signing import sign_response
@@ -57,8 +65,12 @@ def create_app(
     *,
     http_client: httpx.AsyncClient | None = None,
     passphrase: Secret | None = None,
+    reload_on_sighup: bool = False,
 ) -> MediatorApp:
-    """The ASGI app of one node; its lifespan starts and stops the node's services."""
+    """The ASGI app of one node; its lifespan starts and stops the node's services.
+
+    With ``reload_on_sighup`` (``mediator serve``) SIGHUP reloads the configuration.
+    """
     mediator = MediatorApp()
 
     @asynccontextmanager
@@ -67,14 +79,30 @@ def create_app(
             deployment, http_client=http_client, passphrase=passphrase
         )
         mediator.node = node
+        unwatch = watch_reload_signal(node) if reload_on_sighup else None
         try:
             yield
         finally:
+            if unwatch is not None:
+                unwatch()
             mediator.node = None
             await node.stop()
 
     mediator.lifespan_app = Starlette(lifespan=lifespan)
     return mediator
+
+
+def app_from_env() -> MediatorApp:
+    """The app of the node that ``MEDIATOR_CONFIG`` (and ``MEDIATOR_STATE_DIR``) name.
+
+    For ``uvicorn gateway.app:app_from_env --factory``, whose worker processes each
+    build their own node; logging is set to ``MEDIATOR_LOG_LEVEL`` (default info).
+
+    :raises ConfigError: the deployment does not load.
+    """
+    configure_logging(os.environ.get("MEDIATOR_LOG_LEVEL", "info"))
+    config_dir = Path(os.environ.get("MEDIATOR_CONFIG", "config"))
+    return create_app(load_deployment(config_dir))
 
 
 def app_for_node(node: Node) -> MediatorApp:
@@ -106,10 +134,15 @@ class MediatorApp:
         path: str = scope["path"]
         if path == "/.well-known/jwks.json":
             await _jwks(node)(scope, receive, send)
-        elif path == "/admin/health":
-            await _health(node)(scope, receive, send)
+        elif path == "/admin" or path.startswith("/admin/"):
+            await handle_admin(node, scope, receive, send)
         else:
-            await handle_exchange(node, scope, receive, send)
+            # Counted, so that maintenance can tell when running exchanges are done.
+            node.ops.maintenance.in_flight += 1
+            try:
+                await handle_exchange(node, scope, receive, send)
+            finally:
+                node.ops.maintenance.in_flight -= 1
 
 
 async def handle_exchange(
@@ -122,7 +155,7 @@ async def handle_exchange(
     record = ExchangeRecord(
         node_id=node.deployment.settings.node_id,
         method=str(scope["method"])[:16],
-        path=escape_path(raw_path + (b"?" + query if query else b"")),
+        path=log_path(raw_path + (b"?" + query if query else b"")),
         peer=client[0] if client else None,
     )
     aborted = False
@@ -148,8 +181,42 @@ async def handle_exchange(
         response = _finish(node, _failure(exc, record), record)
     record.enter("send")
     log.info("exchange", **record.to_event())
+    node.ops.observe(record)
     if not aborted:
         await response(scope, receive, send)
+
+
+async def reject_frame(
+    node: Node,
+    error: MediatorError,
+    *,
+    peer: str | None,
+    method: str,
+    raw_target: bytes,
+) -> Response:
+    """Log a request the HTTP server refused before the app saw it; its answer.
+
+    One record (decision ``rejected``, nothing forwarded) and the signed X-Road
+    error response, which closes the connection. ``method`` and ``raw_target`` are
+    what the server could read of the request line, stored escaped. Raises nothing:
+    a log that cannot be written turns the answer into ``log_unavailable``.
+    """
+    record = ExchangeRecord(
+        node_id=node.deployment.settings.node_id,
+        method=method[:16],
+        path=escape_path(raw_target),
+        peer=peer,
+    )
+    response = _finish(node, _failure(error, record), record)
+    record.enter("log")
+    try:
+        await node.log.append(record.to_log())
+    except NodeError as exc:
+        record.decision, record.reason = Decision.NODE_ERROR, exc.log_reason
+        response = _finish(node, _failure(exc, record), record)
+    response.headers["connection"] = "close"
+    log.info("exchange", **record.to_event())
+    return response
 
 
 async def _run(
@@ -175,12 +242,18 @@ async def _run(
     body = await read_body(receive, method, headers, limits.max_body_bytes)
     record.request_bytes = len(body)
     record.request_body_sha256 = sha256_hex(body) if body else None
-    if not raw_path.startswith(b"/r1/"):
+    record.client_digest_verified = check_client_digest(headers, body)
+    metaservice = metaservice_of(raw_path)
+    if not raw_path.startswith(b"/r1/") and metaservice is None:
         # Not the exchange surface: nothing here for any client, signed in or not.
         raise ResolutionError(Reason.UNKNOWN_SERVICE, log_reason="not_an_exchange_path")
+    if node.ops.maintenance.on:
+        raise NodeError(Reason.MAINTENANCE)
     if not node.log.available:
         raise NodeError(Reason.LOG_UNAVAILABLE)
     inbound = Inbound(method, raw_path, query, headers, body)
+    if metaservice is not None:
+        return await node.ops.metaservices().run(inbound, record)
     return await node.pipeline.run(inbound, record)
 
 
@@ -218,6 +291,7 @@ def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Response:
         headers[wire.XROAD_REQUEST_HASH] = request_hash
     record.status = outbound.status
     record.response_body_sha256 = sha256_hex(outbound.body)
+    record.response_bytes = len(outbound.body)
     try:
         key = node.keyring.active()
         headers.update(
@@ -231,17 +305,11 @@ def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Response:
 
 
 def _jwks(node: Node) -> Response:
-    # Short cache life, so that relying parties see a pending key before it signs.
-    return JSONResponse(node.keyring.jwks(), headers={"cache-control": "max-age=300"})
-
-
-def _health(node: Node) -> Response:
-    checks = {"log": node.log.available, "signing_key": _has_active_key(node)}
-    healthy = all(checks.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status_code=200 if healthy else 503,
-    )
+    # A quarter of the lead time (at most 5 min): a pending key is seen by relying
+    # parties at least three quarters of the lead time before it signs.
+    lead = node.deployment.settings.keyring.lead_time_s
+    cache = f"public, max-age={min(300, lead // 4)}, must-revalidate"
+    return JSONResponse(node.keyring.jwks(), headers={"cache-control": cache})
 
 
 async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
@@ -250,11 +318,3 @@ async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse(body, status_code=error.status)
     response.headers[wire.XROAD_ERROR] = error.type
     await response(scope, receive, send)
-
-
-def _has_active_key(node: Node) -> bool:
-    try:
-        node.keyring.active()
-    except NodeError:
-        return False
-    return True

@@ -56,11 +56,13 @@ class Reason(enum.StrEnum):
     HEADERS_TOO_LARGE = "headers_too_large"
     URI_TOO_LONG = "uri_too_long"
     INVALID_HEADER = "invalid_header"
+    INVALID_CONTENT_DIGEST = "invalid_content_digest"
     INVALID_HOST = "invalid_host"
     CLIENT_TIMEOUT = "client_timeout"
     CLIENT_ABORTED = "client_aborted"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    MALFORMED_REQUEST = "malformed_request"
     # step 2: authentication
     MISSING_CREDENTIAL = "missing_credential"
     INVALID_TOKEN = "invalid_token"
@@ -75,6 +77,7 @@ class Reason(enum.StrEnum):
     INVALID_PATH = "invalid_path"
     INVALID_IDENTIFIER = "invalid_identifier"
     UNKNOWN_SERVICE = "unknown_service"
+    INVALID_QUERY = "invalid_query"
     # step 4 and 6: access, purpose, consent
     ACCESS_DENIED = "access_denied"
     PURPOSE_REQUIRED = "purpose_required"
@@ -133,11 +136,15 @@ REASONS: Mapping[Reason, ReasonSpec] = {
     R.HEADERS_TOO_LARGE: _client(431, "The request headers are too large"),
     R.URI_TOO_LONG: _client(414, "The request target is too long"),
     R.INVALID_HEADER: _client(400, "A request header is not valid"),
+    R.INVALID_CONTENT_DIGEST: _client(
+        400, "The Content-Digest does not match the body"
+    ),
     R.INVALID_HOST: _client(400, "The Host header is not accepted"),
     R.CLIENT_TIMEOUT: _client(408, "The request was not received in time"),
     R.CLIENT_ABORTED: _client(400, "The client closed the request early"),
     R.UNSUPPORTED_MEDIA_TYPE: _client(415, "The media type is not supported"),
     R.METHOD_NOT_ALLOWED: _client(405, "The method is not allowed here"),
+    R.MALFORMED_REQUEST: _client(400, "The request is not valid HTTP/1.1"),
     R.MISSING_CREDENTIAL: _client(401, "A client credential is required"),
     R.INVALID_TOKEN: _client(401, "The client credential is not valid"),
     R.TOKEN_EXPIRED: _client(401, "The client credential has expired"),
@@ -150,6 +157,7 @@ REASONS: Mapping[Reason, ReasonSpec] = {
     R.INVALID_PATH: _client(400, "The request path is not valid"),
     R.INVALID_IDENTIFIER: _client(400, "The service or client identifier is malformed"),
     R.UNKNOWN_SERVICE: _client(404, "The service is not known"),
+    R.INVALID_QUERY: _client(400, "A query parameter is missing or not valid"),
     R.ACCESS_DENIED: _client(403, "The client may not use this service endpoint"),
     R.PURPOSE_REQUIRED: _client(403, "A purpose must be declared for this service"),
     R.PURPOSE_NOT_ALLOWED: _client(403, "The purpose is not allowed for this client"),

@@ -1,20 +1,30 @@
-"""A running node: the services an exchange needs, started and stopped together."""
+"""A running node: the services an exchange needs, started and stopped together.
+
+:meth:`Node.reload` swaps in a new configuration (directory, policies, adapters and
+the pipeline built from them) in one attribute assignment; an exchange reads
+``node.pipeline`` once, so exchanges in flight finish on the configuration they
+started with, and a configuration that fails the check never replaces the running one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import httpx
 import redis.asyncio as aioredis
 import structlog
 
 from gateway.auth import ClientAuthenticator
-from gateway.deployment import Deployment
+from gateway.deployment import Deployment, load_checked
 from gateway.exchange import ExchangePipeline
 from gateway.keyring import Keyring
+from gateway.keywatch import KeyringWatcher
 from gateway.msglog.log import MessageLog
-from gateway.msglog.store import SqliteLogStore
+from gateway.msglog.stores import store_from_settings
+from gateway.operations import Operations
 from gateway.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from gateway.secrets import Secret, read_passphrase
 from gateway.subjects import SubjectHasher
@@ -23,6 +33,39 @@ from gateway.upstream import Upstream, make_client
 from policies.consent import ConsentStore
 
 log = structlog.get_logger("gateway.node")
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What a reload keeps: the services that do not come from config files."""
+
+    replay: ReplayCache
+    throttle: Throttle
+    consents: ConsentStore
+    keyring: Keyring
+    upstream: Upstream
+    subjects: SubjectHasher
+
+
+def _build_pipeline(deployment: Deployment, shared: _Shared) -> ExchangePipeline:
+    settings = deployment.settings
+    return ExchangePipeline(
+        settings=settings,
+        directory=deployment.directory,
+        policies=deployment.policies,
+        adapters=deployment.adapters,
+        authenticator=ClientAuthenticator(
+            deployment.directory,
+            settings.auth,
+            shared.replay,
+            max_authorization_bytes=settings.limits.max_authorization_bytes,
+        ),
+        throttle=shared.throttle,
+        consents=shared.consents,
+        keyring=shared.keyring,
+        upstream=shared.upstream,
+        subjects=shared.subjects,
+    )
 
 
 @dataclass
@@ -35,6 +78,12 @@ class Node:
     pipeline: ExchangePipeline
     redis: aioredis.Redis | None
     allowed_hosts: frozenset[str]
+    shared: _Shared
+    _reloading: anyio.Lock = field(default_factory=anyio.Lock, repr=False)
+    #: Monitoring, metrics, metaservices and maintenance (set by start()).
+    ops: Operations = field(init=False, repr=False)
+    #: Reloads the keyring on a Redis notice or a periodic re-read (set by start()).
+    keywatch: KeyringWatcher = field(init=False, repr=False)
 
     @classmethod
     async def start(
@@ -53,10 +102,14 @@ class Node:
                 settings.keyring.passphrase_env,
                 deployment.path(file) if file else None,
             )
-        keyring = Keyring.load(deployment.path(settings.keyring.path), passphrase)
+        keyring = Keyring.load(
+            deployment.path(settings.keyring.path),
+            passphrase,
+            retain_s=settings.keyring.retired_verify_days * 86_400,
+        )
 
         message_log = MessageLog(
-            SqliteLogStore(deployment.path(settings.log.sqlite_path)),
+            store_from_settings(settings.log, deployment.path),
             group_commit_ms=settings.log.group_commit_ms,
             group_commit_max=settings.log.group_commit_max,
             checkpoint_interval_s=settings.log.checkpoint_interval_s,
@@ -64,7 +117,9 @@ class Node:
             origin=settings.node_id,
         )
         await message_log.start()
-        consents = await ConsentStore.open(deployment.path(settings.consent_db))
+        consents = await ConsentStore.open(
+            deployment.path(settings.consent_db), signer=keyring
+        )
 
         redis_client: aioredis.Redis | None = None
         replay: ReplayCache
@@ -81,17 +136,8 @@ class Node:
         upstream = Upstream(
             http_client or make_client(settings.upstream), settings.upstream
         )
-        pipeline = ExchangePipeline(
-            settings=settings,
-            directory=deployment.directory,
-            policies=deployment.policies,
-            adapters=deployment.adapters,
-            authenticator=ClientAuthenticator(
-                deployment.directory,
-                settings.auth,
-                replay,
-                max_authorization_bytes=settings.limits.max_authorization_bytes,
-            ),
+        shared = _Shared(
+            replay=replay,
             throttle=Throttle(
                 settings.limits.default_rate,
                 settings.limits.max_concurrent_per_client,
@@ -102,6 +148,7 @@ class Node:
             upstream=upstream,
             subjects=SubjectHasher.from_state(state, settings.log.subject_hash_key_env),
         )
+        pipeline = _build_pipeline(deployment, shared)
         log.info(
             "node.started",
             node_id=settings.node_id,
@@ -109,7 +156,7 @@ class Node:
             key_id=keyring.active().kid,
             redis=settings.redis.url is not None,
         )
-        return cls(
+        node = cls(
             deployment=deployment,
             keyring=keyring,
             log=message_log,
@@ -118,11 +165,53 @@ class Node:
             pipeline=pipeline,
             redis=redis_client,
             allowed_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
+            shared=shared,
         )
+        node.keywatch = KeyringWatcher(
+            keyring,
+            interval_s=settings.keyring.reload_interval_s,
+            redis_client=redis_client,
+            channel=settings.keyring.notify_channel,
+        )
+        await node.keywatch.start()
+        node.ops = Operations(node)
+        await node.ops.start()
+        return node
+
+    async def reload(self) -> Deployment:
+        """Check and load the config directory again, then swap it in.
+
+        Directory, access rights, purposes and adapters take effect for the next
+        exchange; ``node.yaml`` changes need a restart (the running settings are
+        kept, and a warning says so). Reloads run one at a time.
+
+        :raises ReloadRefusedError: the new configuration fails the check (it carries
+            every error); the running configuration stays in place.
+        """
+        async with self._reloading:
+            current = self.deployment
+            fresh = await anyio.to_thread.run_sync(
+                load_checked, current.config_dir, current.state_dir
+            )
+            if fresh.settings != current.settings:
+                log.warning("node.reload_settings_ignored", detail="restart to apply")
+            fresh = dataclasses.replace(fresh, settings=current.settings)
+            self.pipeline = _build_pipeline(fresh, self.shared)  # the one swap
+            self.deployment = fresh
+        log.info(
+            "node.reloaded",
+            node_id=current.settings.node_id,
+            services=len(fresh.directory.services()),
+            adapters=len(fresh.adapters),
+        )
+        return fresh
 
     async def stop(self) -> None:
         """Close in reverse order; the message log seals a last checkpoint."""
+        await self.keywatch.stop()
+        await self.ops.close()
         await self.upstream.aclose()
+        await self.pipeline.aclose()
         await self.consents.close()
         await self.log.close()
         if self.redis is not None:

@@ -21,6 +21,7 @@ class Decision(StrEnum):
     DENIED = "denied"  # a policy said no (steps 2, 4-6)
     UPSTREAM_ERROR = "upstream_error"  # the provider failed (steps 8-10)
     NODE_ERROR = "node_error"  # this node could not serve safely
+    SERVED = "served"  # answered by the node itself (metaservices)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -58,7 +59,10 @@ class ExchangeRecord:
     upstream_attempts: int = 0
     upstream_status: int | None = None
     request_bytes: int = 0
+    response_bytes: int = 0
     request_body_sha256: str | None = None
+    #: True when the client sent a Content-Digest and it matched the received bytes.
+    client_digest_verified: bool = False
     forwarded_body_sha256: str | None = None
     upstream_body_sha256: str | None = None
     response_body_sha256: str | None = None
@@ -106,6 +110,7 @@ class ExchangeRecord:
             "upstream_status": self.upstream_status,
             "request_bytes": self.request_bytes,
             "request_body_sha256": self.request_body_sha256,
+            "client_digest_verified": self.client_digest_verified,
             "forwarded_body_sha256": self.forwarded_body_sha256,
             "upstream_body_sha256": self.upstream_body_sha256,
             "response_body_sha256": self.response_body_sha256,

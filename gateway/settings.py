@@ -7,7 +7,7 @@ Both are frozen models validated by :mod:`gateway.yamlconf`. Relative paths in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, HttpUrl, field_validator
 
@@ -26,6 +26,14 @@ class KeyringSettings(Strict):
     passphrase_env: str = "MEDIATOR_KEY_PASSPHRASE"  # noqa: S105 (a variable name)
     #: Alternatively a file (mode 0600) that holds the passphrase.
     passphrase_file: str | None = None
+    #: Seconds a rotated key is published before it signs (``keys rotate``).
+    lead_time_s: int = Field(600, ge=0, le=30 * 86400)
+    #: Days a retired key keeps verifying what it signed.
+    retired_verify_days: int = Field(400, ge=1)
+    #: Seconds between re-reads of keyring.json (the fallback to Redis notices).
+    reload_interval_s: float = Field(5.0, gt=0, le=300)
+    #: Redis channel on which keyring changes are announced to every node.
+    notify_channel: str = "mediator:keyring"
 
 
 class LogSettings(Strict):
@@ -57,6 +65,15 @@ class LimitSettings(Strict):
     max_uri_bytes: int = Field(4096, ge=256)
     max_json_depth: int = Field(32, ge=1, le=1000)
     max_concurrent_per_client: int = Field(64, ge=1)
+    #: Time for the request line and headers of one request, from its first byte
+    #: (and for the first byte of a new connection).
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    #: Time for a request body; a body still arriving at this rate or faster
+    #: (bytes per second, averaged) may take longer.
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)
+    body_min_rate: int = Field(1024, ge=1)
+    #: Open connections one peer address may hold at once.
+    max_connections_per_peer: int = Field(64, ge=1)
     #: Default rate limit per client and service, as the ``limits`` library writes it.
     default_rate: str = "200/second"
 
@@ -74,6 +91,28 @@ class AuthSettings(Strict):
     max_token_lifetime_s: int = Field(300, ge=1, le=3600)
     leeway_s: int = Field(60, ge=0, le=300)
     signature_max_age_s: int = Field(300, ge=1)
+
+
+class MonitoringSettings(Strict):
+    #: Operational monitoring records (SQLite, under the state directory).
+    sqlite_path: str = "opmonitoring.db"
+    #: Days a record is kept; older ones are deleted by the writer.
+    retention_days: int = Field(14, ge=1, le=3650)
+    #: Records waiting for the batch writer; when full, new ones are dropped (counted).
+    queue_size: int = Field(10000, ge=1, le=1_000_000)
+    #: Keys are expected to be rotated this many days after they start signing.
+    key_lifetime_days: int = Field(365, ge=1, le=3650)
+
+
+class AdminSettings(Strict):
+    #: Admins and their public keys (relative to the config directory).
+    admins_file: str = "admins.yaml"
+    #: Hashes of admin API keys (under the state directory).
+    api_keys_file: str = "admin_keys.json"
+    #: Requests per admin identity, in the ``limits`` notation.
+    rate: str = "120/minute"
+    #: Seconds a health result is reused before the checks run again.
+    health_cache_s: float = Field(1.5, ge=0, le=60)
 
 
 class NodeSettings(Strict):
@@ -94,6 +133,8 @@ class NodeSettings(Strict):
     limits: LimitSettings = LimitSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     consent_db: str = "consent.db"
+    monitoring: MonitoringSettings = MonitoringSettings()
+    admin: AdminSettings = AdminSettings()
 
     def resolve(self, state_dir: Path, relative: str) -> Path:
         """A path from these settings, relative ones taken under ``state_dir``."""
@@ -114,6 +155,21 @@ class ServiceEntry(Strict):
     #: encrypted for the security officers.
     body_log: Literal["digest", "encrypted"] = "digest"
     max_body_bytes: int | None = Field(None, ge=1)
+    #: The service's OpenAPI document (JSON, relative to the config directory).
+    openapi: str | None = None
+
+
+class JwksUrlEntry(Strict):
+    """A JWKS the node fetches itself; only this URL is ever fetched (C34)."""
+
+    url: HttpUrl
+    #: Seconds a fetched set is used before it is fetched again.
+    ttl_s: float = Field(3600, gt=0)
+    #: Least seconds between two fetches (an unknown kid asks for one).
+    cooldown_s: float = Field(30, ge=0)
+    #: Seconds the last good set is used while the endpoint fails; then fail closed.
+    max_stale_s: float = Field(86_400, gt=0)
+    timeout_s: float = Field(5, gt=0, le=60)
 
 
 class SubsystemEntry(Strict):
@@ -123,6 +179,10 @@ class SubsystemEntry(Strict):
     #: keys: client assertions are verified with them, and a provider that has keys
     #: must sign its responses.
     keys: str | None = None
+    #: Public keys given here as JWKs (each with ``kid`` and ``alg``).
+    keys_inline: tuple[dict[str, Any], ...] = ()
+    #: A JWKS URL the subsystem publishes, so it rotates without the operators.
+    keys_url: JwksUrlEntry | None = None
     services: tuple[ServiceEntry, ...] = ()
 
 
