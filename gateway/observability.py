@@ -38,6 +38,8 @@ def make_safe(
 def configure_logging(level: str = "info") -> None:
     """JSON lines on stdout for the node, the registry and the CLI."""
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper())
+    # httpx writes a line per request with its URL (query included): never wanted.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

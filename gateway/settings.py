@@ -82,7 +82,10 @@ class UpstreamSettings(Strict):
     connect_timeout_s: float = Field(2.0, gt=0)
     read_timeout_s: float = Field(10.0, gt=0)
     pool_size: int = Field(100, ge=1)
-    keepalive_s: float = Field(30.0, gt=0)
+    #: How long an idle pooled connection is kept. It must be shorter than the
+    #: provider's own keep-alive (uvicorn's is 5 s), or the node reuses sockets the
+    #: provider has already closed and a POST, which is never retried, fails.
+    keepalive_s: float = Field(4.0, gt=0)
 
 
 class AuthSettings(Strict):

@@ -247,10 +247,13 @@ class MessageLog:
                 logger.warning("msglog_catch_up_failed", reason=exc.log_reason)
                 self._stale = True
                 return
-            if self._tree.size != rows[0].seq:
+            # A checkpoint may already have read these rows back from the store
+            # while this batch waited for the lock: add only the ones it has not.
+            done = self._tree.size - rows[0].seq
+            if done < 0:
                 self._stale = True
                 return
-            for row in rows:
+            for row in rows[done:]:
                 self._tree.append(row.leaf_hash)
 
     async def _catch_up(self, size: int) -> None:

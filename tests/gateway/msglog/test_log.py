@@ -279,3 +279,32 @@ async def test_start_refuses_a_log_with_a_gap(backend: Backend) -> None:
     with pytest.raises(NodeError) as caught:
         await MessageLog(backend.store()).start()
     assert caught.value.reason is Reason.LOG_UNAVAILABLE
+
+
+async def test_checkpoints_racing_commits_never_rescan_the_whole_log(
+    backend: Backend, signer: KeySigner
+) -> None:
+    store = backend.store()
+    log = MessageLog(store, signer=signer, checkpoint_interval_s=3600)
+    rescans: list[int] = []
+    scan = store.iter_leaf_hashes
+
+    def counting(start: int = 0) -> Any:
+        if start == 0 and log.size > 0:
+            rescans.append(log.size)
+        return scan(start)
+
+    setattr(store, "iter_leaf_hashes", counting)  # noqa: B010
+    await log.start()
+
+    async def seal_often() -> None:
+        for _ in range(40):
+            await log.checkpoint()
+            await asyncio.sleep(0)
+
+    await asyncio.gather(
+        seal_often(), *(log.append(make_record(i)) for i in range(400))
+    )
+    await log.close()
+
+    assert rescans == []
