@@ -44,7 +44,7 @@ from gateway.framing import (
     parse_headers,
     read_body,
 )
-from gateway.logsafe import escape_path, log_path
+from gateway.logsafe import log_path
 from gateway.metaservices import metaservice_of
 from gateway.node import Node
 from gateway.observability import configure_logging
@@ -172,6 +172,19 @@ async def handle_exchange(
         outbound = _failure(MediatorError(Reason.INTERNAL_ERROR), record)
         record.reason = f"defect_{type(exc).__name__}"[:64]
 
+    response = await _log_and_answer(node, outbound, record)
+    if not aborted:
+        await response(scope, receive, send)
+
+
+async def _log_and_answer(
+    node: Node, outbound: Outbound, record: ExchangeRecord
+) -> Response:
+    """Steps 11 and 12: sign the answer, make the record durable, then observe it.
+
+    Raises nothing: a log that cannot be written turns the answer into
+    ``log_unavailable``, so no answer leaves unlogged.
+    """
     response = _finish(node, outbound, record)
     record.enter("log")
     try:
@@ -182,8 +195,7 @@ async def handle_exchange(
     record.enter("send")
     log.info("exchange", **record.to_event())
     node.ops.observe(record)
-    if not aborted:
-        await response(scope, receive, send)
+    return response
 
 
 async def reject_frame(
@@ -204,18 +216,11 @@ async def reject_frame(
     record = ExchangeRecord(
         node_id=node.deployment.settings.node_id,
         method=method[:16],
-        path=escape_path(raw_target),
+        path=log_path(raw_target),
         peer=peer,
     )
-    response = _finish(node, _failure(error, record), record)
-    record.enter("log")
-    try:
-        await node.log.append(record.to_log())
-    except NodeError as exc:
-        record.decision, record.reason = Decision.NODE_ERROR, exc.log_reason
-        response = _finish(node, _failure(exc, record), record)
+    response = await _log_and_answer(node, _failure(error, record), record)
     response.headers["connection"] = "close"
-    log.info("exchange", **record.to_event())
     return response
 
 

@@ -281,6 +281,20 @@ async def test_length_and_coding_conflicts_are_refused_and_never_smuggled(
     await assert_refused(served, data, 400, "ambiguous_message_length")
 
 
+async def test_a_refused_frame_never_stores_a_student_id_from_its_path(
+    served: Served,
+) -> None:
+    target = b"/r1/WB/GOV/SED/banglarshiksha/students/applicants/WB201900001236/x"
+    data = served.head(target=target) + b"Content-Length: 5\r\n"
+    data += b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+
+    await assert_refused(served, data, 400, "ambiguous_message_length")
+
+    record = (await served.records())[-1]
+    assert "WB201900001236" not in record["path"]
+    assert "/applicants/" in record["path"]
+
+
 @pytest.mark.parametrize("with_length", [True, False])
 async def test_chunked_on_http10_is_refused(served: Served, with_length: bool) -> None:
     data = served.head().replace(b"HTTP/1.1", b"HTTP/1.0")
