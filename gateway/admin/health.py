@@ -57,13 +57,17 @@ class HealthChecker:
             checks = {
                 "log": node.log.available,
                 "signing_key": _has_active_key(node),
-                "redis": await _redis_ok(node),
                 "config": await asyncio.to_thread(_config_ok, node),
             }
+            # Redis is checked only where it is configured; without it the node
+            # keeps replay and rate-limit state to itself, and says so here.
+            if node.redis is not None:
+                checks["redis"] = await _redis_ok(node)
             status = "ok" if all(checks.values()) else "unavailable"
             if node.ops.maintenance.on:
                 status = "maintenance"
-            self._result = {"status": status, "checks": checks}
+            shared = "redis" if node.redis is not None else "this node only"
+            self._result = {"status": status, "checks": checks, "shared_state": shared}
             self._checked_at = now
             return self._result
 
@@ -78,7 +82,7 @@ def _has_active_key(node: Node) -> bool:
 
 async def _redis_ok(node: Node) -> bool:
     if node.redis is None:
-        return True
+        return False
     try:
         async with asyncio.timeout(_REDIS_TIMEOUT_S):
             return bool(await node.redis.ping())

@@ -56,9 +56,9 @@ def main(ctx: click.Context, config_dir: Path, state_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from gateway.cli import admin, config, consent, demo, keys, log, serve
+    from gateway.cli import admin, clients, config, consent, demo, keys, log, serve
 
-    for module in (serve, keys, log, config, consent, demo, admin):
+    for module in (serve, keys, clients, log, config, consent, demo, admin):
         main.add_command(module.command)
     main.add_command(config.adapters_command)
 

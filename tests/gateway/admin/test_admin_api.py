@@ -58,12 +58,8 @@ async def test_health_for_load_balancers_needs_no_credential(harness: Harness) -
     answer = await _get(harness, "/admin/health", None)
 
     assert answer.status_code == 200
-    assert answer.json()["checks"] == {
-        "log": True,
-        "signing_key": True,
-        "redis": True,
-        "config": True,
-    }
+    assert answer.json()["checks"] == {"log": True, "signing_key": True, "config": True}
+    assert answer.json()["shared_state"] == "this node only"
 
 
 @pytest.mark.parametrize("credential", [None, "ApiKey mak_nothing", "Basic eDp5"])
