@@ -56,10 +56,17 @@ def seed(db: Path, students: int, schools: int, seed: int) -> None:
     default=None,
     help="PKCS#8 PEM of the registry's Ed25519 key; responses are then signed.",
 )
-def serve(db: Path, host: str, port: int, signing_key: Path | None) -> None:
+@click.option(
+    "--key-id",
+    default=None,
+    help="The signing key's id as registered in the directory (default: PATH.kid).",
+)
+def serve(
+    db: Path, host: str, port: int, signing_key: Path | None, key_id: str | None
+) -> None:
     """Serve the registry API with uvicorn (uvloop, httptools)."""
     try:
-        signer = _response_signer(signing_key) if signing_key else None
+        signer = _response_signer(signing_key, key_id) if signing_key else None
         app = create_app(db, response_signer=signer)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -68,14 +75,18 @@ def serve(db: Path, host: str, port: int, signing_key: Path | None) -> None:
     )
 
 
-def _response_signer(path: Path) -> ResponseSigner:
-    """Sign responses with the key in ``path``, named by its file's ``kid`` comment.
+def _response_signer(path: Path, key_id: str | None) -> ResponseSigner:
+    """Sign responses with the key in ``path`` under ``key_id``.
 
-    The key id is the registry's subsystem code with ``-demo-1``, unless a file
-    ``PATH.kid`` next to the key names it.
+    Without ``key_id`` the id is read from a file ``PATH.kid`` beside the key;
+    raises ConfigError if neither names it.
     """
     kid_file = path.with_suffix(path.suffix + ".kid")
-    kid = kid_file.read_text().strip() if kid_file.exists() else "banglarshiksha-demo-1"
+    if key_id is None and kid_file.exists():
+        key_id = kid_file.read_text().strip()
+    if not key_id:
+        raise ConfigError(str(path), "name the key's registered id with --key-id")
+    kid = key_id
     private = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(private, ed25519.Ed25519PrivateKey):
         raise ConfigError(str(path), "the registry signs with an Ed25519 key")
