@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import NodeError, Reason
-from gateway.msglog import merkle
+from gateway.msglog import merkle, proofs
 from gateway.msglog.checkpoint import Checkpoint, load_jwks, verify_signature
 from gateway.msglog.records import parse, record_hash
 from gateway.msglog.store import LogStore, SearchQuery, StoredRecord
@@ -85,9 +85,7 @@ async def export_evidence(
     if checkpoint is None or checkpoint.tree_size <= rows[-1].seq:
         raise EvidenceError("evidence_not_sealed", "the record is not yet sealed")
 
-    paths = await _inclusion_paths(
-        store, [row.seq for row in rows], checkpoint.tree_size
-    )
+    paths = await inclusion_paths(store, rows, checkpoint)
     manifest = {
         "format": FORMAT,
         "message_id": message_id,
@@ -99,7 +97,29 @@ async def export_evidence(
     return [row.seq for row in rows]
 
 
-async def _inclusion_paths(
+async def inclusion_paths(
+    store: LogStore, rows: list[StoredRecord], checkpoint: Checkpoint
+) -> list[list[bytes]]:
+    """The audit paths of ``rows`` under ``checkpoint``.
+
+    From the stored interior nodes (O(log n) rows); if those do not give proofs
+    that verify, from every leaf in one streaming pass. Raises
+    NodeError(LOG_UNAVAILABLE) if the store fails.
+    """
+    seqs = [row.seq for row in rows]
+    fast = await proofs.checked_inclusion_proofs(
+        store,
+        seqs,
+        checkpoint.tree_size,
+        [row.leaf_hash for row in rows],
+        bytes.fromhex(checkpoint.root_hash),
+    )
+    if fast is not None:
+        return fast
+    return await streamed_inclusion_paths(store, seqs, checkpoint.tree_size)
+
+
+async def streamed_inclusion_paths(
     store: LogStore, seqs: list[int], size: int
 ) -> list[list[bytes]]:
     """The audit paths of ``seqs`` in the tree of ``size``, in one pass."""

@@ -83,7 +83,12 @@ class MessageLog:
         self._origin = origin
         self._clock = clock
 
-        self._tree = CompactRange()
+        # Interior nodes completed since the last checkpoint, stored with it so
+        # that proofs read O(log n) rows. Only collected when checkpoints are made.
+        self._nodes: list[tuple[int, int, bytes]] | None = (
+            [] if signer is not None else None
+        )
+        self._tree = CompactRange(self._nodes)
         self._stale = False
         self._available = False
         self._closing = False
@@ -155,12 +160,23 @@ class MessageLog:
             async with self._tree_lock:
                 await self._catch_up((await self._store.tail()).size)
                 size, root = self._tree.size, self._tree.root()
+                nodes = list(self._nodes or ())
+            await self._save_nodes(nodes)
             latest = await self._store.latest_checkpoint()
             if size == 0 or (latest is not None and latest.tree_size >= size):
                 return None
             checkpoint = await self._sign(size, root)
             await self._store.save_checkpoint(checkpoint)
             return checkpoint
+
+    async def _save_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
+        """Store the collected interior nodes, then forget the ones stored."""
+        if not nodes or self._nodes is None:
+            return
+        await self._store.save_nodes(nodes)
+        # Only ever appended to (or replaced on reload): the first ones are stored.
+        if self._nodes[: len(nodes)] == nodes:
+            del self._nodes[: len(nodes)]
 
     async def close(self) -> None:
         """Commit what is pending, seal a final checkpoint, close the store."""
@@ -279,7 +295,9 @@ class MessageLog:
 
         Raises NodeError(LOG_UNAVAILABLE) if the stored records are not contiguous.
         """
-        tree = CompactRange()
+        if self._nodes is not None:
+            self._nodes.clear()
+        tree = CompactRange(self._nodes)
         async with contextlib.aclosing(self._store.iter_leaf_hashes()) as chunks:
             async for chunk in chunks:
                 for leaf in chunk:

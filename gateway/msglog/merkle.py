@@ -47,19 +47,28 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
     return tree.root()
 
 
+#: Perfect subtrees whose height is a multiple of this are worth storing (see
+#: :mod:`gateway.msglog.proofs`): about one stored node per 15 leaves.
+NODE_STRIDE = 4
+
+
 class CompactRange:
     """The right frontier of a growing tree: one hash per set bit of its size.
 
     Appending a leaf merges the perfect subtrees it completes, so memory stays at
     ``log2(size)`` hashes however many leaves pass through; the root is folded from
-    the frontier on demand.
+    the frontier on demand. With a ``sink``, every completed perfect subtree whose
+    height is a positive multiple of :data:`NODE_STRIDE` is added to it as
+    ``(height, index, hash)``: it covers leaves ``[index << height, (index + 1) <<
+    height)``.
     """
 
-    __slots__ = ("_nodes", "_size")
+    __slots__ = ("_nodes", "_sink", "_size")
 
-    def __init__(self) -> None:
+    def __init__(self, sink: list[tuple[int, int, bytes]] | None = None) -> None:
         self._size = 0
         self._nodes: list[bytes] = []
+        self._sink = sink
 
     @property
     def size(self) -> int:
@@ -70,9 +79,13 @@ class CompactRange:
         """Add the next leaf hash (already hashed with :func:`leaf_hash`)."""
         node = leaf
         carry = self._size
+        level = 0
         while carry & 1:
             node = node_hash(self._nodes.pop(), node)
             carry >>= 1
+            level += 1
+            if self._sink is not None and level % NODE_STRIDE == 0:
+                self._sink.append((level, carry, node))
         self._nodes.append(node)
         self._size += 1
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -81,7 +81,25 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     tree_size   BIGINT NOT NULL,
     body        BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS nodes (
+    height      INTEGER NOT NULL,
+    idx         BIGINT NOT NULL,
+    hash        BYTEA NOT NULL,
+    PRIMARY KEY (height, idx)
+);
 """
+
+_SAVE_NODES = """
+INSERT INTO nodes (height, idx, hash)
+SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])
+ON CONFLICT DO NOTHING
+"""
+_READ_NODES = """
+SELECT n.height, n.idx, n.hash FROM nodes n
+JOIN unnest($1::integer[], $2::bigint[]) AS k(height, idx)
+  ON n.height = k.height AND n.idx = k.idx
+"""
+_READ_LEAVES = "SELECT seq, leaf_hash FROM records WHERE seq = ANY($1::bigint[])"
 
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -243,6 +261,32 @@ class PostgresLogStore:
         if checkpoint is None:
             raise StoreError("read_checkpoints")
         return checkpoint
+
+    async def save_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Insert interior nodes in one statement, ignoring ones already stored."""
+        if not nodes:
+            return
+        heights, indexes, hashes = (list(column) for column in zip(*nodes, strict=True))
+        async with _translate("save_nodes"), self._conn() as conn:
+            await conn.execute(_SAVE_NODES, heights, indexes, hashes)
+
+    async def read_nodes(
+        self, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """Node hashes by ``(height, index)``: two queries at most."""
+        leaves = [index for height, index in keys if height == 0]
+        inner = [(height, index) for height, index in keys if height != 0]
+        found: dict[tuple[int, int], bytes] = {}
+        async with _translate("read_nodes"), self._conn() as conn:
+            if leaves:
+                for row in await conn.fetch(_READ_LEAVES, leaves):
+                    found[(0, int(row[0]))] = bytes(row[1])
+            if inner:
+                heights = [height for height, _ in inner]
+                indexes = [index for _, index in inner]
+                for row in await conn.fetch(_READ_NODES, heights, indexes):
+                    found[(int(row[0]), int(row[1]))] = bytes(row[2])
+        return found
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -150,6 +150,19 @@ class LogStore(Protocol):
         """The last checkpoint saved, if any."""
         ...
 
+    async def save_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Store interior nodes ``(height, index, hash)``; ones already stored stay."""
+        ...
+
+    async def read_nodes(
+        self, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of nodes ``(height, index)``; height 0 is a leaf hash.
+
+        Keys not stored are absent from the answer.
+        """
+        ...
+
 
 # -- SQLite -------------------------------------------------------------------------
 
@@ -181,9 +194,22 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     tree_size   INTEGER NOT NULL,
     body        BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS nodes (
+    height      INTEGER NOT NULL,
+    idx         INTEGER NOT NULL,
+    hash        BLOB NOT NULL,
+    PRIMARY KEY (height, idx)
+) WITHOUT ROWID;
 """
 
 _SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
+_READ_LEAVES = (
+    "SELECT seq, leaf_hash FROM records WHERE seq IN (SELECT value FROM json_each(?))"
+)
+_READ_NODES = (
+    "SELECT idx, hash FROM nodes "
+    "WHERE height = ? AND idx IN (SELECT value FROM json_each(?))"
+)
 
 
 class SqliteLogStore:
@@ -281,6 +307,19 @@ class SqliteLogStore:
             raise StoreError("read_checkpoints")
         return checkpoint
 
+    async def save_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Insert interior nodes, ignoring ones already stored."""
+        if nodes:
+            await self._run("save_nodes", self._save_nodes_sync, list(nodes))
+
+    async def read_nodes(
+        self, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """Node hashes by ``(height, index)`` in one call on the database thread."""
+        if not keys:
+            return {}
+        return await self._run("read_nodes", self._read_nodes_sync, list(keys))
+
     # -- the database thread ----------------------------------------------------------
 
     async def _run(self, operation: str, func: Callable[..., T], *args: Any) -> T:
@@ -348,6 +387,37 @@ class SqliteLogStore:
             "INSERT INTO checkpoints (tree_size, body) VALUES (?, ?)",
             (checkpoint.tree_size, checkpoint.to_json()),
         )
+
+    def _save_nodes_sync(self, nodes: list[tuple[int, int, bytes]]) -> None:
+        db = self._conn()
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT OR IGNORE INTO nodes (height, idx, hash) VALUES (?, ?, ?)",
+                nodes,
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _read_nodes_sync(
+        self, keys: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        db = self._conn()
+        found: dict[tuple[int, int], bytes] = {}
+        by_height: dict[int, list[int]] = {}
+        for height, index in keys:
+            by_height.setdefault(height, []).append(index)
+        for height, indexes in by_height.items():
+            ids = orjson.dumps(indexes)
+            if height == 0:
+                rows = db.execute(_READ_LEAVES, (ids,))
+            else:
+                rows = db.execute(_READ_NODES, (height, ids))
+            for index, value in rows:
+                found[(height, int(index))] = bytes(value)
+        return found
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn().execute(sql, params).fetchone()
