@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from gateway import wire
 from gateway.admin import handle_admin
 from gateway.admin.config import watch_reload_signal
+from gateway.clientip import client_address
 from gateway.deployment import Deployment, load_deployment
 from gateway.errors import (
     AccessDeniedError,
@@ -37,10 +38,12 @@ from gateway.errors import (
 )
 from gateway.exchange import Inbound, Outbound
 from gateway.framing import (
+    BodyTooLargeError,
     check_client_digest,
     check_host,
     check_method,
     client_request_id,
+    declared_length,
     parse_headers,
     read_body,
 )
@@ -243,8 +246,19 @@ async def _run(
     request_id = client_request_id(headers)
     if request_id is not None:
         record.request_id = request_id
+    address = client_address(
+        record.peer,
+        headers.get_all("x-forwarded-for"),
+        node.deployment.settings.trusted_proxies,
+    )
+    record.client_ip, record.claimed_forwarded_for = address.ip, address.claimed
     check_host(headers, node.allowed_hosts)
-    body = await read_body(receive, method, headers, limits.max_body_bytes)
+    record.declared_length = declared_length(headers)
+    try:
+        body = await read_body(receive, method, headers, limits.max_body_bytes)
+    except BodyTooLargeError as exc:
+        record.request_bytes = exc.bytes_read
+        raise
     record.request_bytes = len(body)
     record.request_body_sha256 = sha256_hex(body) if body else None
     record.client_digest_verified = check_client_digest(headers, body)
@@ -256,7 +270,7 @@ async def _run(
         raise NodeError(Reason.MAINTENANCE)
     if not node.log.available:
         raise NodeError(Reason.LOG_UNAVAILABLE)
-    inbound = Inbound(method, raw_path, query, headers, body)
+    inbound = Inbound(method, raw_path, query, headers, body, address.ip)
     if metaservice is not None:
         return await node.ops.metaservices().run(inbound, record)
     return await node.pipeline.run(inbound, record)
@@ -304,6 +318,7 @@ def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Response:
                 key, status=outbound.status, headers=headers, body=outbound.body
             )
         )
+        record.response_signature_kid = key.kid
     except NodeError:
         record.reason = record.reason or "response_unsigned"
     return Response(outbound.body, status_code=outbound.status, headers=headers)

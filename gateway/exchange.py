@@ -38,11 +38,14 @@ from urllib.parse import quote
 from adapters import AdapterSet, EndpointAdapter
 from gateway import wire
 from gateway.auth import ClientAuthenticator
+from gateway.clientip import allowed_from
 from gateway.directory import Directory, Service
 from gateway.errors import (
+    AccessDeniedError,
     AuthenticationError,
     MediatorError,
     NodeError,
+    PayloadError,
     Reason,
     ResolutionError,
     UpstreamError,
@@ -74,6 +77,8 @@ class Inbound:
     query: bytes
     headers: Headers
     body: bytes
+    #: The client's address as the node decided it (gateway.clientip), or None.
+    client_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +133,7 @@ class ExchangePipeline:
         """Steps 2-10 for one framed request; raise MediatorError at the first."""
         # Step 2: authenticate. Identity only from the verified assertion.
         record.enter("authenticate")
-        client = await self._authenticate(request.headers, record)
+        client = await authenticate(self._authenticator, request.headers, record)
 
         # Step 3: resolve the service and the endpoint, decoded once.
         record.enter("resolve")
@@ -145,6 +150,10 @@ class ExchangePipeline:
         )
         rule = allowed.rule
         record.rule_id = rule.id
+        if not allowed_from(request.client_ip, rule.source_ips):
+            raise AccessDeniedError(
+                Reason.ACCESS_DENIED, log_reason="source_ip_not_allowed"
+            )
 
         # Step 5: throttle, keyed by the authenticated client and the service.
         record.enter("throttle")
@@ -188,17 +197,6 @@ class ExchangePipeline:
         record.decision = Decision.FORWARDED
         return Outbound(response.status, headers, payload, signature)
 
-    async def _authenticate(self, headers: Headers, record: ExchangeRecord) -> ClientId:
-        authorization = headers.only(wire.AUTHORIZATION, Reason.INVALID_HEADER)
-        verified = await self._authenticator.authenticate(authorization)
-        record.client_id = str(verified.client_id)
-        record.key_id, record.jti_hash = verified.kid, verified.jti_hash
-
-        claimed = headers.only(wire.XROAD_CLIENT, Reason.INVALID_HEADER)
-        if claimed is None or claimed != str(verified.client_id):
-            raise AuthenticationError(Reason.CLIENT_MISMATCH)
-        return verified.client_id
-
     def _adapt_request(
         self,
         request: Inbound,
@@ -211,6 +209,7 @@ class ExchangePipeline:
         parsed: Any = None
         body = request.body
         if body:
+            _require_json(content_type)
             parsed = parse_json(
                 body,
                 max_depth=self._settings.limits.max_json_depth,
@@ -218,10 +217,12 @@ class ExchangePipeline:
             )
             body = _strip_bom(body)
         if adapter is None:
+            # The service root is the service's URL itself, never URL + "/".
+            endpoint = "" if target.endpoint_encoded == "/" else target.endpoint_encoded
             return _Forward(
                 service,
                 request.method,
-                target.endpoint_encoded,
+                endpoint,
                 target.query,
                 body,
                 content_type,
@@ -281,6 +282,9 @@ class ExchangePipeline:
         if forward.content_type is not None and forward.body:
             headers[wire.CONTENT_TYPE] = forward.content_type
         headers[wire.XROAD_CLIENT] = str(client)
+        if request.client_ip is not None:
+            # Built by the node from the peer and trusted proxies only (C14).
+            headers["x-forwarded-for"] = request.client_ip
         headers[wire.XROAD_ID] = record.message_id
         headers[wire.XROAD_REQUEST_ID] = record.request_id
         headers["accept-encoding"] = "identity"
@@ -370,6 +374,31 @@ class ExchangePipeline:
         if outbound.forwarded_signature is None:
             return None
         return request_hash(*outbound.forwarded_signature)
+
+
+async def authenticate(
+    authenticator: ClientAuthenticator, headers: Headers, record: ExchangeRecord
+) -> ClientId:
+    """Step 2 for every request the node answers: the verified client, which
+    ``X-Road-Client`` must name. Raises AuthenticationError (or NodeError when
+    the replay store is unavailable)."""
+    authorization = headers.only(wire.AUTHORIZATION, Reason.INVALID_HEADER)
+    verified = await authenticator.authenticate(authorization)
+    record.client_id = str(verified.client_id)
+    record.key_id, record.jti_hash = verified.kid, verified.jti_hash
+
+    claimed = headers.only(wire.XROAD_CLIENT, Reason.INVALID_HEADER)
+    if claimed is None or claimed != str(verified.client_id):
+        raise AuthenticationError(Reason.CLIENT_MISMATCH)
+    return verified.client_id
+
+
+def _require_json(content_type: str | None) -> None:
+    """A request body must say it is JSON (RFC 8259 ``application/json`` or a
+    ``+json`` type); raise PayloadError(UNSUPPORTED_MEDIA_TYPE) otherwise."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise PayloadError(Reason.UNSUPPORTED_MEDIA_TYPE)
 
 
 def _strip_bom(body: bytes) -> bytes:

@@ -25,6 +25,14 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
 
 
+class BodyTooLargeError(FramingError):
+    """``body_too_large``, with how many body bytes were read before it (C19)."""
+
+    def __init__(self, bytes_read: int, log_reason: str | None = None) -> None:
+        super().__init__(Reason.BODY_TOO_LARGE, log_reason=log_reason)
+        self.bytes_read = bytes_read
+
+
 @dataclass(frozen=True, slots=True)
 class Headers:
     """Request headers as received: lower-case names, every value kept in order."""
@@ -119,13 +127,14 @@ async def read_body(
     """Read the whole body, never more than ``max_bytes``; raise FramingError.
 
     A declared length over the cap is refused before a byte is read (and before any
-    ``100 Continue``); a chunked body is cut off at the first byte past the cap. A
+    ``100 Continue``); a chunked body is cut off at the first byte past the cap
+    (both raise :class:`BodyTooLargeError`, which says how much was read). A
     client that disconnects mid-body gets ``client_aborted``: the partial body is
     never treated as complete.
     """
     length = declared_length(headers)
     if length is not None and length > max_bytes:
-        raise FramingError(Reason.BODY_TOO_LARGE, log_reason="declared_too_large")
+        raise BodyTooLargeError(0, log_reason="declared_too_large")
     if method in _BODYLESS and not length and headers.get("transfer-encoding") is None:
         return b""
 
@@ -138,7 +147,7 @@ async def read_body(
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
-            raise FramingError(Reason.BODY_TOO_LARGE)
+            raise BodyTooLargeError(size)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -39,12 +39,13 @@ _PATH_BYTES: Final = tuple(
 
 # Digits of any script (``\d`` is Unicode here on purpose: Bengali digits count).
 # A run that touches an ASCII letter is part of a token (a request id, a hash), not
-# a number on its own, and is kept; so is the last group of a UUID that happens to
-# be all digits (a message id, not a personal number).
+# a number on its own, and is kept; so are the groups of a UUID that happen to be
+# all digits (a message id, not a personal number).
 _PERSONAL_NUMBER: Final = re.compile(
     r"""
     (?<![A-Za-z\d])[Ww][Bb]-?\d{4}-?\d{6,8}(?![A-Za-z\d])    # student id
-    | (?<![A-Za-z\d])\d{4}[ \u00a0-]\d{4}[ \u00a0-]\d{4}(?![A-Za-z\d])  # grouped
+    | (?<![A-Za-z\d])(?<![0-9a-fA-F]{8}-)                   # grouped, not the
+      \d{4}[ \u00a0-]\d{4}[ \u00a0-]\d{4}(?![A-Za-z\d])       # middle of a UUID
     | (?<![A-Za-z\d])(?<![0-9a-fA-F]{4}-)\d{9,}(?![A-Za-z\d])  # Aadhaar, accounts
     """,
     re.VERBOSE,

@@ -33,15 +33,13 @@ import orjson
 from gateway import wire
 from gateway.auth import ClientAuthenticator
 from gateway.errors import (
-    AuthenticationError,
     ConfigError,
     FramingError,
     MediatorError,
     Reason,
     ResolutionError,
 )
-from gateway.exchange import Inbound, Outbound
-from gateway.framing import Headers
+from gateway.exchange import Inbound, Outbound, authenticate
 from gateway.identifiers import ClientId, ServiceId
 from gateway.record import Decision, ExchangeRecord
 from gateway.settings import DirectoryFile
@@ -175,7 +173,7 @@ class MetaServices:
     async def run(self, request: Inbound, record: ExchangeRecord) -> Outbound:
         """Answer one metaservice call; raise MediatorError as the pipeline does."""
         record.enter("authenticate")
-        client = await self._authenticate(request.headers, record)
+        client = await authenticate(self._authenticator, request.headers, record)
 
         record.enter("resolve")
         if request.method not in ("GET", "HEAD"):
@@ -195,16 +193,6 @@ class MetaServices:
         if request.method == "HEAD":
             return Outbound(outbound.status, outbound.headers, b"", None)
         return outbound
-
-    async def _authenticate(self, headers: Headers, record: ExchangeRecord) -> ClientId:
-        authorization = headers.only(wire.AUTHORIZATION, Reason.INVALID_HEADER)
-        verified = await self._authenticator.authenticate(authorization)
-        record.client_id = str(verified.client_id)
-        record.key_id, record.jti_hash = verified.kid, verified.jti_hash
-        claimed = headers.only(wire.XROAD_CLIENT, Reason.INVALID_HEADER)
-        if claimed is None or claimed != str(verified.client_id):
-            raise AuthenticationError(Reason.CLIENT_MISMATCH)
-        return verified.client_id
 
     def _provider_call(
         self,

@@ -20,12 +20,18 @@ import structlog
 from gateway.auth import ClientAuthenticator
 from gateway.deployment import Deployment, load_checked
 from gateway.exchange import ExchangePipeline
+from gateway.hsm import HsmToken
 from gateway.keyring import Keyring
 from gateway.keywatch import KeyringWatcher
 from gateway.msglog.log import MessageLog
 from gateway.msglog.stores import store_from_settings
 from gateway.operations import Operations
-from gateway.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from gateway.replay import (
+    MemoryReplayCache,
+    ReplayCache,
+    check_replay_store,
+    open_replay_cache,
+)
 from gateway.secrets import Secret, read_passphrase
 from gateway.subjects import SubjectHasher
 from gateway.throttle import Throttle
@@ -96,16 +102,19 @@ class Node:
         """Open the keyring, the message log and the stores; raise ConfigError."""
         settings = deployment.settings
         state = deployment.state_dir
+        replay_checked = await check_replay_store(settings.redis)
         if passphrase is None:
             file = settings.keyring.passphrase_file
             passphrase = read_passphrase(
                 settings.keyring.passphrase_env,
                 deployment.path(file) if file else None,
             )
+        hsm = settings.keyring.hsm
         keyring = Keyring.load(
             deployment.path(settings.keyring.path),
             passphrase,
             retain_s=settings.keyring.retired_verify_days * 86_400,
+            hsm=HsmToken.from_settings(hsm, deployment.path) if hsm else None,
         )
 
         message_log = MessageLog(
@@ -125,7 +134,9 @@ class Node:
         replay: ReplayCache
         if settings.redis.url:
             redis_client = aioredis.from_url(settings.redis.url)
-            replay = RedisReplayCache(redis_client)
+            replay = open_replay_cache(
+                settings.redis, redis_client, checked=replay_checked
+            )
         else:
             replay = MemoryReplayCache()
             log.warning(
@@ -212,8 +223,10 @@ class Node:
         await self.ops.close()
         await self.upstream.aclose()
         await self.pipeline.aclose()
+        await self.shared.replay.aclose()
         await self.consents.close()
         await self.log.close()
+        self.keyring.close()
         if self.redis is not None:
             await self.redis.aclose()
         log.info("node.stopped", node_id=self.deployment.settings.node_id)

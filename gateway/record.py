@@ -36,6 +36,10 @@ class ExchangeRecord:
     method: str
     path: str
     peer: str | None
+    #: The client address the node decided on (C14): the peer, or what a trusted
+    #: proxy forwarded; and the X-Forwarded-For the request claimed, escaped.
+    client_ip: str | None = None
+    claimed_forwarded_for: str | None = None
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)
@@ -59,6 +63,8 @@ class ExchangeRecord:
     upstream_attempts: int = 0
     upstream_status: int | None = None
     request_bytes: int = 0
+    #: The Content-Length the client declared, if any (C19: kept on a 413 too).
+    declared_length: int | None = None
     response_bytes: int = 0
     request_body_sha256: str | None = None
     #: True when the client sent a Content-Digest and it matched the received bytes.
@@ -68,6 +74,8 @@ class ExchangeRecord:
     response_body_sha256: str | None = None
     request_signature_kid: str | None = None
     upstream_signature_kid: str | None = None
+    #: The node key that signed the response to the client (step 11).
+    response_signature_kid: str | None = None
     durations_ms: dict[str, float] = field(default_factory=dict)
     _mark: float = field(default_factory=time.perf_counter)
 
@@ -89,6 +97,8 @@ class ExchangeRecord:
             "node_id": self.node_id,
             "direction": "exchange",
             "peer": self.peer,
+            "client_ip": self.client_ip,
+            "claimed_forwarded_for": self.claimed_forwarded_for,
             "client_id": self.client_id,
             "key_id": self.key_id,
             "jti_hash": self.jti_hash,
@@ -109,6 +119,7 @@ class ExchangeRecord:
             "upstream_attempts": self.upstream_attempts,
             "upstream_status": self.upstream_status,
             "request_bytes": self.request_bytes,
+            "declared_length": self.declared_length,
             "request_body_sha256": self.request_body_sha256,
             "client_digest_verified": self.client_digest_verified,
             "forwarded_body_sha256": self.forwarded_body_sha256,
@@ -116,6 +127,7 @@ class ExchangeRecord:
             "response_body_sha256": self.response_body_sha256,
             "request_signature_kid": self.request_signature_kid,
             "upstream_signature_kid": self.upstream_signature_kid,
+            "response_signature_kid": self.response_signature_kid,
             "duration_ms": {k: float(v) for k, v in self.durations_ms.items()},
         }
         return record

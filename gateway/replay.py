@@ -7,7 +7,9 @@ seconds? Token ids are stored only as SHA-256 digests.
 Both stores fail closed. The in-process cache refuses new entries when it is full
 of live ones rather than forget one that could then be replayed; the Redis store
 turns every Redis failure into ``replay_store_unavailable``. Replay keys must live
-where Redis cannot evict them (a database or instance with ``noeviction``).
+where Redis cannot evict them (C33 B): the node refuses to start on a Redis whose
+``maxmemory-policy`` is not ``noeviction``, unless ``redis.replay_url`` names one
+that is (:func:`check_replay_store`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.errors import NodeError, Reason
+from gateway.errors import ConfigError, NodeError, Reason
+from gateway.settings import RedisSettings
+
+log = structlog.get_logger("gateway.replay")
 
 
 class ReplayCache(Protocol):
@@ -33,6 +39,10 @@ class ReplayCache(Protocol):
 
         :raises NodeError: ``replay_store_unavailable`` if the store cannot answer.
         """
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the store owns. Raises nothing."""
         ...
 
 
@@ -72,6 +82,9 @@ class MemoryReplayCache:
         # An empty cache is still a cache: ``cache or default`` must keep it.
         return True
 
+    async def aclose(self) -> None:
+        """Nothing to close. Raises nothing."""
+
     async def first_use(self, namespace: str, token_id: str, ttl_s: int) -> bool:
         """True once per (namespace, token id) within ``ttl_s``.
 
@@ -105,12 +118,28 @@ class MemoryReplayCache:
 class RedisReplayCache:
     """Replay cache in Redis: one ``SET key 1 NX EX ttl`` per use, atomic across nodes.
 
-    The key is ``prefix + namespace + ":" + sha256(token_id)``.
+    The key is ``prefix + namespace + ":" + sha256(token_id)``. With ``owned`` the
+    cache closes its client in :meth:`aclose`.
     """
 
-    def __init__(self, client: Redis, prefix: str = "replay:") -> None:
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str = "replay:",
+        *,
+        owned: bool = False,
+        checked: bool = True,
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        self._owned = owned
+        #: False when the eviction check could not run at start: it runs on use.
+        self._checked = checked
+
+    async def aclose(self) -> None:
+        """Close the client if this cache owns it. Raises nothing."""
+        if self._owned:
+            await self._client.aclose()
 
     def key(self, namespace: str, token_id: str) -> str:
         """The Redis key for one (namespace, token id) pair."""
@@ -119,8 +148,11 @@ class RedisReplayCache:
     async def first_use(self, namespace: str, token_id: str, ttl_s: int) -> bool:
         """True once per (namespace, token id) within ``ttl_s``.
 
-        :raises NodeError: ``replay_store_unavailable`` on any Redis failure.
+        :raises NodeError: ``replay_store_unavailable`` on any Redis failure, and
+            while a Redis whose check was deferred turns out to evict keys.
         """
+        if not self._checked:
+            await self._deferred_check()
         try:
             created = await self._client.set(
                 self.key(namespace, token_id), b"1", nx=True, ex=_ttl(ttl_s)
@@ -130,3 +162,76 @@ class RedisReplayCache:
                 Reason.REPLAY_STORE_UNAVAILABLE, log_reason="replay_store_error"
             ) from exc
         return bool(created)
+
+    async def _deferred_check(self) -> None:
+        try:
+            await _check_policy(self._client, "redis")
+        except ConfigError as exc:
+            # No traceback: the reason says all there is to say.
+            log.error("replay.store_evicts", detail=exc.reason)  # noqa: TRY400
+            raise NodeError(
+                Reason.REPLAY_STORE_UNAVAILABLE, log_reason="replay_store_evicts"
+            ) from exc
+        except (RedisError, OSError) as exc:
+            raise NodeError(
+                Reason.REPLAY_STORE_UNAVAILABLE, log_reason="replay_store_error"
+            ) from exc
+        self._checked = True
+
+
+def _replay_source(settings: RedisSettings) -> tuple[str, str]:
+    if settings.replay_url is not None:
+        return settings.replay_url, "node.yaml redis.replay_url"
+    if settings.url is None:
+        raise ValueError("no Redis is configured")
+    return settings.url, "node.yaml redis.url"
+
+
+async def _check_policy(client: Redis, source: str) -> None:
+    info = await client.info("memory")
+    policy = str(info.get("maxmemory_policy", ""))
+    if policy != "noeviction":
+        raise ConfigError(
+            source,
+            f"maxmemory-policy is {policy or 'unknown'!r}: replay keys could be "
+            "evicted and tokens replayed; set it to noeviction, or configure "
+            "redis.replay_url with a Redis that has noeviction",
+        )
+
+
+async def check_replay_store(settings: RedisSettings) -> bool:
+    """Refuse a Redis that may evict replay keys (C33 B), before the node starts.
+
+    True when the replay Redis has ``maxmemory-policy noeviction`` (or no Redis is
+    configured); False when it does not answer now, so that the cache checks on
+    its first use (a WARNING says so; until then every use fails closed anyway).
+
+    :raises ConfigError: the replay Redis may evict keys.
+    """
+    if settings.url is None:
+        return True
+    url, source = _replay_source(settings)
+    client = Redis.from_url(url)
+    try:
+        await _check_policy(client, source)
+    except (RedisError, OSError) as exc:
+        log.warning(
+            "replay.eviction_unchecked",
+            detail="Redis did not answer; its eviction policy is checked on use",
+            error=type(exc).__name__,
+        )
+        return False
+    finally:
+        await client.aclose()
+    return True
+
+
+def open_replay_cache(
+    settings: RedisSettings, shared: Redis, *, checked: bool
+) -> RedisReplayCache:
+    """The replay cache on ``redis.replay_url``'s own client if one is configured,
+    else on ``shared`` (the ``redis.url`` client). Raises nothing."""
+    if settings.replay_url is None or settings.replay_url == settings.url:
+        return RedisReplayCache(shared, checked=checked)
+    client = Redis.from_url(settings.replay_url)
+    return RedisReplayCache(client, owned=True, checked=checked)

@@ -6,6 +6,7 @@ Both are frozen models validated by :mod:`gateway.yamlconf`. Relative paths in
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,17 @@ from gateway.yamlconf import Strict
 class ListenSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+
+
+class HsmSettings(Strict):
+    #: Path of the PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    library: str
+    #: Label of the token that holds the keys.
+    token_label: str
+    #: Environment variable that holds the user PIN; never the value.
+    pin_env: str = "MEDIATOR_HSM_PIN"
+    #: Alternatively a file (mode 0600) that holds the PIN.
+    pin_file: str | None = None
 
 
 class KeyringSettings(Strict):
@@ -34,6 +46,8 @@ class KeyringSettings(Strict):
     reload_interval_s: float = Field(5.0, gt=0, le=300)
     #: Redis channel on which keyring changes are announced to every node.
     notify_channel: str = "mediator:keyring"
+    #: A PKCS#11 token for keys whose private half is in an HSM (``keys --hsm``).
+    hsm: HsmSettings | None = None
 
 
 class LogSettings(Strict):
@@ -51,8 +65,11 @@ class LogSettings(Strict):
 class RedisSettings(Strict):
     #: ``redis://127.0.0.1:6379/0``; unset or empty means in-process equivalents.
     url: str | None = None
+    #: A separate Redis for replay keys (C33), with ``maxmemory-policy noeviction``;
+    #: required when ``url``'s instance may evict keys.
+    replay_url: str | None = None
 
-    @field_validator("url")
+    @field_validator("url", "replay_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -127,6 +144,8 @@ class NodeSettings(Strict):
     public_url: HttpUrl
     #: Host header values this node answers to (``host`` or ``host:port``).
     allowed_hosts: tuple[str, ...]
+    #: Proxies (addresses or CIDR networks) whose X-Forwarded-For is believed (C14).
+    trusted_proxies: tuple[str, ...] = ()
     state_dir: str = "../var/node"
     listen: ListenSettings = ListenSettings()
     auth: AuthSettings
@@ -138,6 +157,13 @@ class NodeSettings(Strict):
     consent_db: str = "consent.db"
     monitoring: MonitoringSettings = MonitoringSettings()
     admin: AdminSettings = AdminSettings()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError if not
+        return value
 
     def resolve(self, state_dir: Path, relative: str) -> Path:
         """A path from these settings, relative ones taken under ``state_dir``."""

@@ -2,10 +2,13 @@
 
 Limits are keyed by the authenticated client and the service, never by a header
 value, so spelling a credential differently or claiming another address cannot buy
-a fresh bucket. With Redis the counters are shared by every node (a sliding window
-counter, updated atomically by the ``limits`` library's Lua scripts, so no
-counter key ever lives without its expiry); without it each node keeps its own
-and says so at start.
+a fresh bucket. The window is a moving window (a log of the admitted hits'
+times), so a limit of N holds in *every* window of its length, also across a
+minute boundary (C39 E); a sliding-window counter only approximates that and lets
+up to 2N through when a burst ends one window and another starts the next. With
+Redis the log is shared by every node (updated atomically by the ``limits``
+library's Lua scripts, so no key ever lives without its expiry); without it each
+node keeps its own and says so at start.
 
 When Redis cannot answer, rate limits fall back to this node's own counters
 rather than fail: every exchange still meets a limit, only no longer one shared
@@ -26,7 +29,7 @@ from contextlib import asynccontextmanager
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import ConfigurationError, StorageError
 from limits.util import WindowStats
 from redis.asyncio import ConnectionPool
@@ -71,8 +74,8 @@ class Throttle:
                 # limits types its options narrower than redis-py accepts.
                 connection_pool=self._pool,  # type: ignore[arg-type]
             )
-        self._limiter = SlidingWindowCounterRateLimiter(storage)
-        self._fallback = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._fallback = MovingWindowRateLimiter(MemoryStorage())
 
     async def hit(self, client: ClientId, service: ServiceId, rate: str | None) -> None:
         """Count one exchange; raise ThrottledError over the limit.
@@ -103,7 +106,7 @@ class Throttle:
 
     @staticmethod
     async def _count(
-        limiter: SlidingWindowCounterRateLimiter,
+        limiter: MovingWindowRateLimiter,
         item: RateLimitItem,
         key: tuple[str, str],
     ) -> tuple[bool, WindowStats]:

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import limits
 from pydantic import Field
 
+from gateway.clientip import Network, parse_networks
 from gateway.errors import AccessDeniedError, ConfigError, MediatorError, Reason
 from gateway.identifiers import ClientId, ServiceId
 from gateway.yamlconf import Strict, line_of, read_yaml, validate
@@ -51,6 +52,8 @@ class RightEntry(Strict):
     endpoints: tuple[EndpointEntry, ...] = Field(min_length=1)
     purposes: tuple[str, ...] = ()
     rate: str | None = None
+    #: Optional: client addresses (CIDR) this right is limited to (C14).
+    source_ips: tuple[str, ...] = ()
 
 
 class AccessFile(Strict):
@@ -71,6 +74,8 @@ class AccessRule:
     client: ClientId
     purposes: tuple[str, ...]
     rate: str | None
+    #: Networks the client's address must be in; empty: any address.
+    source_ips: tuple[Network, ...] = ()
 
 
 class AccessMatch(NamedTuple):
@@ -252,7 +257,12 @@ def _rule(entry: RightEntry, known: Collection[str], where: _Where) -> AccessRul
             )
     if entry.rate is not None:
         _check_rate(entry.rate, where)
-    return AccessRule(entry.id, service, client, tuple(entry.purposes), entry.rate)
+    try:
+        networks = parse_networks(entry.source_ips)
+    except ValueError as exc:
+        raise where.error("source_ips", "not an address or CIDR network") from exc
+    purposes = tuple(entry.purposes)
+    return AccessRule(entry.id, service, client, purposes, entry.rate, networks)
 
 
 def _check_rate(rate: str, where: _Where) -> None:

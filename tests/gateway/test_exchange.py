@@ -83,7 +83,7 @@ async def test_consented_request_is_forwarded_mapped_released_and_signed(
     (record,) = await harness.records()
     assert record["decision"] == "forwarded"
     assert record["consent_id"] == consent_id
-    assert record["purpose"] == f"{PURPOSE}@1"
+    assert record["purpose"] == f"{PURPOSE}@2"
     assert record["upstream_signature_kid"] == "banglarshiksha-demo-1"
     assert student["student_id"] not in orjson.dumps(record).decode()
 
@@ -408,3 +408,40 @@ async def test_jwks_and_health_are_served(harness: Harness) -> None:
         harness.node.keyring.active().kid
     ]
     assert health.json()["status"] == "ok"
+
+
+async def test_a_body_that_does_not_say_it_is_json_is_415(harness: Harness) -> None:
+    client = harness.client(KANYASHREE)
+    headers = {
+        "authorization": f"Bearer {client.assertion()}",
+        "x-road-client": str(KANYASHREE),
+        "x-road-purpose": PURPOSE,
+        "content-type": "text/plain",
+    }
+
+    response = await harness.http.post(
+        f"{harness.demo.mediator_url}/r1/{STUDENTS}/verify-enrolment",
+        headers=headers,
+        content=b'{"applicant": {}}',
+    )
+
+    assert response.status_code == 415
+    assert response.headers["x-road-error"] == "Client.unsupported_media_type"
+    (record,) = await harness.records()
+    assert record["upstream_called"] is False
+
+
+async def test_the_service_root_is_forwarded_to_the_service_url_itself(
+    harness: Harness,
+) -> None:
+    schools = ServiceId(STUDENTS.provider, "schools")
+    udise = sample_students(harness.demo.registry_db, limit=1)[0]["udise_code"]
+    school = await harness.registry_http.get(f"http://registry/api/schools/{udise}")
+    district = school.json()["district"]
+
+    answer = await harness.client(SABOOJSATHI).call(
+        "GET", schools, "/", query={"district": district}
+    )
+
+    assert answer.status == 200
+    assert udise in [row["udise_code"] for row in answer.json()["schools"]]

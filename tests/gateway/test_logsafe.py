@@ -143,3 +143,17 @@ def test_redact_numbers_keeps_other_text(text: str) -> None:
     """Short numbers, timestamps and identifiers are not masked."""
     assert redact_numbers(text) == text
     assert not contains_personal_number(text)
+
+
+@pytest.mark.parametrize(
+    "message_id",
+    [
+        "a84135df-4504-4759-9105-7da7345cb662",
+        "12345678-1234-5678-9012-123456789012",
+    ],
+)
+def test_a_uuid_with_all_digit_groups_is_not_a_personal_number(
+    message_id: str,
+) -> None:
+    assert not contains_personal_number(message_id)
+    assert contains_personal_number("id 1234-5678-9012")
