@@ -5,6 +5,8 @@ A keyring is a directory::
     keyring.json        metadata of every key: kid, algorithm, state and times,
                         with the public key as a JWK
     KID.key.pem         one private key per key, encrypted PKCS#8, mode 0600
+                        (none for a key whose record names an ``hsm_label``: its
+                        private half is in the PKCS#11 token, see gateway.hsm)
     jwks.json           public keys of pending, active and retired keys
     .lock               taken by every writer (fcntl), so the CLI and nodes never
                         write at once
@@ -45,6 +47,7 @@ from gateway import keyfiles
 from gateway.audit import AuditLog, default_actor
 from gateway.directory import RegisteredKey
 from gateway.errors import ConfigError, NodeError, Reason
+from gateway.hsm import HsmToken, entry_key, new_key
 from gateway.keyfiles import (
     ECDSA_P256,
     ED25519,
@@ -57,6 +60,7 @@ from gateway.keytypes import (
     DEFAULT_RETAIN_S,
     KeyState,
     PublicKeyEntry,
+    Signer,
     SigningKey,
     effective,
     parse_metadata,
@@ -75,6 +79,7 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "PublicKeyEntry",
+    "Signer",
     "SigningKey",
     "effective",
     "verify_raw",
@@ -92,7 +97,7 @@ class _View:
     """Everything a keyring knows at one moment; replaced whole, never changed."""
 
     entries: dict[str, PublicKeyEntry]
-    private: dict[str, PrivateKey]
+    private: dict[str, Signer]
     version: str
 
 
@@ -104,14 +109,17 @@ class Keyring:
         path: Path,
         passphrase: Secret,
         entries: dict[str, PublicKeyEntry],
-        private: dict[str, PrivateKey],
+        private: dict[str, Signer],
         *,
         version: str = "",
         retain_s: int = DEFAULT_RETAIN_S,
         audit: AuditLog | None = None,
+        hsm: HsmToken | None = None,
     ) -> None:
         self.path = path
         self.retain_s = retain_s
+        #: The PKCS#11 token of keys with an ``hsm_label`` (None: no HSM).
+        self.hsm = hsm
         self.audit = audit or AuditLog.in_state_dir(path.parent)
         self._passphrase = passphrase
         self._view = _View(entries, private, version)
@@ -124,15 +132,19 @@ class Keyring:
         cls,
         path: Path,
         passphrase: Secret,
-        algorithm: str = ED25519,
+        algorithm: str | None = None,
         *,
         now: float | None = None,
         actor: str | None = None,
+        hsm: HsmToken | None = None,
     ) -> Keyring:
-        """Create a keyring with one active key.
+        """Create a keyring with one active key (generated in ``hsm`` if given).
 
-        :raises ConfigError: the keyring already exists, the passphrase is empty or
-            the algorithm is not ``ed25519`` or ``ecdsa-p256-sha256``.
+        The algorithm is Ed25519 by default, ECDSA P-256 in an HSM.
+
+        :raises ConfigError: the keyring already exists, the passphrase is empty,
+            the algorithm is not ``ed25519`` or ``ecdsa-p256-sha256`` (only the
+            latter in an HSM), or the token cannot generate the key.
         """
         if (path / METADATA).exists():
             raise ConfigError(str(path / METADATA), "a keyring already exists here")
@@ -140,13 +152,20 @@ class Keyring:
             raise ConfigError(str(path), "the keyring passphrase is empty")
 
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        keyring = cls(path, passphrase, {}, {})
+        algorithm = algorithm or (ED25519 if hsm is None else ECDSA_P256)
+        keyring = cls(path, passphrase, {}, {}, hsm=hsm)
         at = _now(now)
         with locked(path):
             entries: dict[str, PublicKeyEntry] = {}
-            private: dict[str, PrivateKey] = {}
+            private: dict[str, Signer] = {}
             entry = keyring._generate(
-                entries, private, algorithm, KeyState.ACTIVE, at, activate_at=at
+                entries,
+                private,
+                algorithm,
+                KeyState.ACTIVE,
+                at,
+                activate_at=at,
+                in_hsm=hsm is not None,
             )
             keyring._commit(entries, private, at)
         keyring._record(actor, "keys.init", entry.kid, algorithm=algorithm)
@@ -154,16 +173,22 @@ class Keyring:
 
     @classmethod
     def load(
-        cls, path: Path, passphrase: Secret, *, retain_s: int = DEFAULT_RETAIN_S
+        cls,
+        path: Path,
+        passphrase: Secret,
+        *,
+        retain_s: int = DEFAULT_RETAIN_S,
+        hsm: HsmToken | None = None,
     ) -> Keyring:
-        """Load and decrypt a keyring.
+        """Load and decrypt a keyring; keys with an ``hsm_label`` are found in ``hsm``.
 
         :raises ConfigError: the directory is group or world writable, a file is
             missing, unreadable, malformed, group or world accessible, or cannot be
-            decrypted with the passphrase.
+            decrypted with the passphrase; a key is in an HSM and no token is given,
+            or the token does not hold it or holds another public key.
         """
         keyfiles.check_directory(path)
-        keyring = cls(path, passphrase, {}, {}, retain_s=retain_s)
+        keyring = cls(path, passphrase, {}, {}, retain_s=retain_s, hsm=hsm)
         keyring.reload()
         return keyring
 
@@ -185,7 +210,7 @@ class Keyring:
 
     # -- using keys -------------------------------------------------------------------
 
-    def active(self, now: float | None = None) -> SigningKey:
+    def active(self, now: float | None = None) -> Signer:
         """The key that signs now (the schedule applied, see :func:`effective`).
 
         :raises NodeError: ``signing_unavailable`` if no key may sign.
@@ -193,7 +218,7 @@ class Keyring:
         view = self._view
         for entry in effective(view.entries, _now(now), self.retain_s).values():
             if entry.state is KeyState.ACTIVE:
-                return SigningKey(entry.kid, entry.algorithm, view.private[entry.kid])
+                return view.private[entry.kid]
         raise NodeError(Reason.SIGNING_UNAVAILABLE, log_reason="no_active_key")
 
     @property
@@ -256,12 +281,15 @@ class Keyring:
         algorithm: str | None = None,
         now: float | None = None,
         actor: str | None = None,
+        in_hsm: bool = False,
     ) -> PublicKeyEntry:
         """Create a pending key, published now, that signs from ``now + activate_in_s``.
 
-        The key signing now is retired when the new one takes over.
+        The key signing now is retired when the new one takes over. With
+        ``in_hsm`` the key pair is generated in the keyring's token (ECDSA P-256).
 
-        :raises ConfigError: ``activate_in_s`` is negative or the algorithm unknown.
+        :raises ConfigError: ``activate_in_s`` is negative, the algorithm unknown,
+            or ``in_hsm`` without a token, with Ed25519, or refused by the token.
         """
         if activate_in_s < 0:
             raise ConfigError(
@@ -273,6 +301,8 @@ class Keyring:
                 (e for e in entries.values() if e.state is KeyState.ACTIVE), None
             )
             chosen = algorithm or (current.algorithm if current else ED25519)
+            if in_hsm and algorithm is None:
+                chosen = ECDSA_P256
             entry = self._generate(
                 entries,
                 private,
@@ -280,6 +310,7 @@ class Keyring:
                 KeyState.PENDING,
                 at,
                 activate_at=at + activate_in_s,
+                in_hsm=in_hsm,
             )
             self._commit(entries, private, at)
         self._record(
@@ -359,8 +390,15 @@ class Keyring:
             self._commit(entries, private, at)
             with contextlib.suppress(FileNotFoundError):
                 keyfiles.key_file(self.path, kid).unlink()
+            if entry.hsm_label is not None and self.hsm is not None:
+                self.hsm.destroy(entry.hsm_label)
         self._record(actor, "keys.revoke", kid, revoked_at=at)
         return entries[kid]
+
+    def close(self) -> None:
+        """Close the HSM session, if any; keys in the token stop signing."""
+        if self.hsm is not None:
+            self.hsm.close()
 
     # -- internals ------------------------------------------------------------------
 
@@ -378,17 +416,25 @@ class Keyring:
         entries = parse_metadata(document, str(metadata))
         known = self._view.private
         private = {
-            e.kid: known.get(e.kid)
-            or keyfiles.read_private(self.path, e.kid, e.public_key, self._passphrase)
+            e.kid: known.get(e.kid) or self._signer(e)
             for e in entries.values()
             if e.state is not KeyState.REVOKED
         }
         self._view = _View(entries, private, version)
         return True
 
+    def _signer(self, entry: PublicKeyEntry) -> Signer:
+        """The private half of ``entry``: its PEM file, or its key in the token."""
+        if entry.hsm_label is None:
+            key = keyfiles.read_private(
+                self.path, entry.kid, entry.public_key, self._passphrase
+            )
+            return SigningKey(entry.kid, entry.algorithm, key)
+        return entry_key(self.hsm, entry, str(self.path / METADATA))
+
     def _settled(
         self, now: float | None
-    ) -> tuple[int, dict[str, PublicKeyEntry], dict[str, PrivateKey]]:
+    ) -> tuple[int, dict[str, PublicKeyEntry], dict[str, Signer]]:
         """Under the lock: the newest state on disk with the schedule written in."""
         self._refresh()
         at = _now(now)
@@ -405,19 +451,33 @@ class Keyring:
     def _generate(
         self,
         entries: dict[str, PublicKeyEntry],
-        private: dict[str, PrivateKey],
+        private: dict[str, Signer],
         algorithm: str,
         state: KeyState,
         at: int,
         *,
         activate_at: int,
+        in_hsm: bool = False,
     ) -> PublicKeyEntry:
-        key = keyfiles.new_private_key(algorithm, str(self.path))
         kid = _new_kid(at)
-        keyfiles.write_private(self.path, kid, key, self._passphrase)
-        entry = PublicKeyEntry(kid, algorithm, key.public_key(), state, at, activate_at)
+        signer: Signer
+        if in_hsm:
+            signer = new_key(self.hsm, kid, algorithm, str(self.path / METADATA))
+        else:
+            key = keyfiles.new_private_key(algorithm, str(self.path))
+            keyfiles.write_private(self.path, kid, key, self._passphrase)
+            signer = SigningKey(kid, algorithm, key)
+        entry = PublicKeyEntry(
+            kid,
+            algorithm,
+            signer.public_key(),
+            state,
+            at,
+            activate_at,
+            hsm_label=kid if in_hsm else None,
+        )
         entries[kid] = entry
-        private[kid] = key
+        private[kid] = signer
         return entry
 
     def _require(
@@ -436,7 +496,7 @@ class Keyring:
     def _commit(
         self,
         entries: dict[str, PublicKeyEntry],
-        private: dict[str, PrivateKey],
+        private: dict[str, Signer],
         at: int,
     ) -> None:
         records = [to_record(e) for e in sorted(entries.values(), key=_created)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -33,6 +33,23 @@ class KeyState(enum.StrEnum):
     ACTIVE = "active"
     RETIRED = "retired"
     REVOKED = "revoked"
+
+
+class Signer(Protocol):
+    """What signs for the node: a key in a PEM file or in an HSM token.
+
+    ``algorithm`` is an RFC 9421 name; ``sign`` returns raw ``r || s`` for ECDSA.
+    """
+
+    @property
+    def kid(self) -> str: ...
+
+    @property
+    def algorithm(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def public_key(self) -> PublicKey: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +89,8 @@ class PublicKeyEntry:
     retired_at: int | None = None
     revoked_at: int | None = None
     verify_until: int | None = None
+    #: The PKCS#11 label of the key pair when the private half is in an HSM.
+    hsm_label: str | None = None
 
     @property
     def jws_algorithm(self) -> str:
@@ -151,7 +170,7 @@ def effective(
 
 
 def to_record(entry: PublicKeyEntry) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "kid": entry.kid,
         "algorithm": entry.algorithm,
         "state": entry.state.value,
@@ -162,6 +181,9 @@ def to_record(entry: PublicKeyEntry) -> dict[str, Any]:
         "verify_until": entry.verify_until,
         "public_jwk": keyfiles.public_jwk(entry.kid, entry.public_key),
     }
+    if entry.hsm_label is not None:
+        record["hsm_label"] = entry.hsm_label
+    return record
 
 
 def parse_metadata(document: Any, source: str) -> dict[str, PublicKeyEntry]:
@@ -187,6 +209,11 @@ def _parse_record(record: Any, source: str) -> PublicKeyEntry:
         raise ConfigError(source, "a key record has an unusable kid")
     if algorithm not in JWS_ALGORITHMS:
         raise ConfigError(source, f"key {kid}: unknown algorithm")
+    hsm_label = record.get("hsm_label")
+    if hsm_label is not None and not (
+        keyfiles.safe_kid(hsm_label) and algorithm == ECDSA_P256
+    ):
+        raise ConfigError(source, f"key {kid}: unusable hsm_label")
     try:
         public = keyfiles.public_from_jwk(algorithm, record["public_jwk"])
         return PublicKeyEntry(
@@ -199,6 +226,7 @@ def _parse_record(record: Any, source: str) -> PublicKeyEntry:
             _optional_int(record.get("retired_at")),
             _optional_int(record.get("revoked_at")),
             _optional_int(record.get("verify_until")),
+            hsm_label,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(source, f"key {kid}: the record is malformed") from exc

@@ -47,7 +47,7 @@ from gateway.errors import (
     Reason,
     UpstreamError,
 )
-from gateway.keyring import SigningKey
+from gateway.keytypes import Signer
 
 __all__ = [
     "CLOCK_LEEWAY_S",
@@ -167,7 +167,7 @@ def _fields(headers: Mapping[str, str], names: Iterable[str]) -> _Fields:
 
 
 def sign_request(
-    key: SigningKey,
+    key: Signer,
     *,
     method: str,
     url: str,
@@ -209,7 +209,7 @@ def sign_request(
 
 
 def sign_response(
-    key: SigningKey,
+    key: Signer,
     *,
     status: int,
     headers: Mapping[str, str],
@@ -249,7 +249,7 @@ def sign_response(
 
 
 def _sign_fast(
-    key: SigningKey,
+    key: Signer,
     derived: list[sigbase.Component] | None,
     optional: tuple[str, ...],
     *,
@@ -293,7 +293,7 @@ def _sign_fast(
 
 
 def _sign(
-    key: SigningKey,
+    key: Signer,
     *,
     view: _RequestView | _ResponseView,
     covered: list[str],

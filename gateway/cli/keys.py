@@ -4,6 +4,11 @@ The keyring lives in ``STATE_DIR/keyring`` (``keyring.path`` of node.yaml). Its
 passphrase comes from ``$MEDIATOR_KEY_PASSPHRASE`` or from ``--passphrase-file``
 (mode 0600). Nothing here ever prints private key material or the passphrase.
 
+With ``keyring.hsm`` in node.yaml, ``init --hsm`` and ``rotate --hsm`` generate the
+key pair in the PKCS#11 token (ECDSA P-256, never extractable; PIN from
+``keyring.hsm.pin_env`` or ``pin_file``); every command that opens the keyring
+then opens the token too.
+
 Every change is written to the admin audit log with ``--actor`` (default
 ``$MEDIATOR_ACTOR``, else the operating-system user) and announced to every node
 on the Redis channel of node.yaml, when Redis is configured; nodes without the
@@ -27,6 +32,7 @@ from rich.table import Column, Table
 from gateway.audit import default_actor
 from gateway.cli import CliContext, pass_cli
 from gateway.errors import ConfigError, MediatorError
+from gateway.hsm import HsmToken
 from gateway.keyring import ECDSA_P256, ED25519, Keyring, PublicKeyEntry
 from gateway.keywatch import announce
 from gateway.secrets import Secret, read_passphrase
@@ -92,10 +98,44 @@ def _passphrase(file: Path | None) -> Secret:
     return read_passphrase(KEY_ENV_VARIABLE, file)
 
 
+def _token(cli: CliContext, required: bool = False) -> HsmToken | None:
+    """The token of node.yaml's ``keyring.hsm``, or None if there is none.
+
+    :raises ConfigError: ``required`` and no token is configured.
+    """
+    settings = _settings(cli)
+    if settings is None or settings.keyring.hsm is None:
+        if required:
+            raise ConfigError(
+                str(cli.config_dir / "node.yaml"), "--hsm needs keyring.hsm configured"
+            )
+        return None
+
+    def resolve(relative: str) -> Path:
+        return settings.resolve(cli.state_dir(), relative)
+
+    return HsmToken.from_settings(settings.keyring.hsm, resolve)
+
+
 def _open(cli: CliContext, file: Path | None) -> Keyring:
     settings = _settings(cli)
     days = settings.keyring.retired_verify_days if settings else 400
-    return Keyring.load(_keyring_dir(cli), _passphrase(file), retain_s=days * 86_400)
+    return Keyring.load(
+        _keyring_dir(cli),
+        _passphrase(file),
+        retain_s=days * 86_400,
+        hsm=_token(cli),
+    )
+
+
+def _hsm_option(command: F) -> F:
+    return click.option(
+        "--hsm",
+        is_flag=True,
+        default=False,
+        help="Generate the key pair in the PKCS#11 token of keyring.hsm "
+        "(ECDSA P-256, not extractable).",
+    )(command)
 
 
 def _actor_option(command: F) -> F:
@@ -126,24 +166,34 @@ def command() -> None:
 @click.option(
     "--algorithm",
     type=click.Choice(sorted(_ALGORITHMS)),
-    default="ed25519",
-    show_default=True,
+    default=None,
+    help="ed25519 by default; ecdsa-p256 with --hsm.",
 )
+@_hsm_option
 @_passphrase_option
 @_actor_option
 @pass_cli
 @_friendly_errors
 def init(
-    cli: CliContext, algorithm: str, passphrase_file: Path | None, actor: str | None
+    cli: CliContext,
+    *,
+    algorithm: str | None,
+    hsm: bool,
+    passphrase_file: Path | None,
+    actor: str | None,
 ) -> None:
     """Create the keyring with one active key."""
+    token = _token(cli, required=True) if hsm else None
+    default = "ecdsa-p256" if hsm else "ed25519"
     keyring = Keyring.init(
         _keyring_dir(cli),
         _passphrase(passphrase_file),
-        _ALGORITHMS[algorithm],
+        _ALGORITHMS[algorithm or default],
         actor=_actor(actor),
+        hsm=token,
     )
     key = keyring.active()
+    keyring.close()
     click.echo(f"created keyring {keyring.path} with active key {key.kid}")
 
 
@@ -198,14 +248,17 @@ def export_public(
     "keyring.lead_time_s of node.yaml (600).",
 )
 @click.option("--algorithm", type=click.Choice(sorted(_ALGORITHMS)), default=None)
+@_hsm_option
 @_passphrase_option
 @_actor_option
 @pass_cli
 @_friendly_errors
 def rotate(
     cli: CliContext,
+    *,
     activate_in_s: int | None,
     algorithm: str | None,
+    hsm: bool,
     passphrase_file: Path | None,
     actor: str | None,
 ) -> None:
@@ -213,14 +266,17 @@ def rotate(
 
     The key signing now is retired at that moment and keeps verifying.
     """
+    if hsm:
+        _token(cli, required=True)
     keyring = _open(cli, passphrase_file)
     settings = _settings(cli)
     if activate_in_s is None:
         activate_in_s = settings.keyring.lead_time_s if settings else 600
     chosen = _ALGORITHMS[algorithm] if algorithm else None
     entry = keyring.rotate(
-        activate_in_s=activate_in_s, algorithm=chosen, actor=_actor(actor)
+        activate_in_s=activate_in_s, algorithm=chosen, actor=_actor(actor), in_hsm=hsm
     )
+    keyring.close()
     click.echo(
         f"new pending key {_describe(entry)}; signs from {_time(entry.activate_at)}"
     )
