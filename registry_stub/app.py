@@ -29,7 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import wire
-from registry_stub import records, store
+from registry_stub import facts, records, store
 from registry_stub.ids import is_valid_student_id, is_valid_udise, make_student_id
 from registry_stub.openapi import OPENAPI
 from registry_stub.records import Doc, Rejected
@@ -112,6 +112,11 @@ class Registry:
                 self.verify_enrolment,
                 methods=["POST"],
             ),
+            Route(
+                "/api/students/payment-status",
+                self.payment_status,
+                methods=["POST"],
+            ),
             Route("/api/students/{student_id}", self.get_student, methods=["GET"]),
             Route(
                 "/api/students/{student_id}/promotion", self.promote, methods=["POST"]
@@ -149,11 +154,16 @@ class Registry:
         return _json(self._release(request, doc))
 
     async def list_students(self, request: Request) -> Response:
-        """Enrolled students of a class of a school; 400 for a bad parameter."""
+        """Enrolled students of a class of a school; 400 for a bad parameter.
+
+        With ``management`` (comma-separated government, aided, private), a school
+        under any other management lists no students.
+        """
         query = request.query_params
         udise_code = query.get("udise_code")
         if udise_code is None or not is_valid_udise(udise_code):
             raise Rejected(400, "invalid_parameter", field="udise_code")
+        managed = self._managed_as(udise_code, query.get("management"))
         class_ = _number(query.get("class"), "class", 0, 12)
         section = query.get("section")
         if section is not None and not re.fullmatch(r"[A-Z]{1,2}", section, re.ASCII):
@@ -164,6 +174,8 @@ class Registry:
         docs = store.list_students(
             self._conn, udise_code, class_, section=section, limit=limit, offset=offset
         )
+        if not managed:
+            docs = []
         students = [self._release(request, d) for d in docs]
         listing = {"udise_code": udise_code, "class": class_}
         return _json({**listing, "count": len(students), "students": students})
@@ -175,15 +187,19 @@ class Registry:
         claimed = (
             records.iso_date(body, "date_of_birth") if "date_of_birth" in body else None
         )
+        bounds = facts.window(body)
 
         doc = (
             store.get_student(self._conn, student_id)
             if is_valid_student_id(student_id)
             else None
         )
+        extra = {} if bounds is None else {"window": facts.window_facts(doc, bounds)}
         if doc is None:
             unknown = {"student_id": student_id, "enrolled": False}
-            return _json({**unknown, "date_of_birth_matches": None, **_UNKNOWN_STUDENT})
+            return _json(
+                {**unknown, "date_of_birth_matches": None, **_UNKNOWN_STUDENT, **extra}
+            )
         matches = (
             None if claimed is None else claimed.isoformat() == doc["date_of_birth"]
         )
@@ -193,8 +209,20 @@ class Registry:
                 "enrolled": doc["enrolment_status"] == "enrolled",
                 "date_of_birth_matches": matches,
                 **{field: doc.get(field) for field in _VERIFY_FIELDS},
+                **extra,
             }
         )
+
+    async def payment_status(self, request: Request) -> Response:
+        """Which scholarship payments may be made; 400/413/422 for bad bodies."""
+        wanted = facts.payments(records.json_object(await _body(request)))
+
+        def find(student_id: str) -> Doc | None:
+            if not is_valid_student_id(student_id):
+                return None
+            return store.get_student(self._conn, student_id)
+
+        return _json(facts.payment_report(wanted, find))
 
     async def admit(self, request: Request) -> Response:
         """Admit a new student (201); 409 for a duplicate, 422 for a bad body."""
@@ -338,6 +366,19 @@ class Registry:
             raise Rejected(422, "school_admits_girls_only", field="gender")
         return school
 
+    def _managed_as(self, udise_code: str, wanted: str | None) -> bool:
+        """Whether the school's management is among ``wanted`` (True if not given).
+
+        Raises Rejected 400 for an unknown management kind.
+        """
+        if wanted is None:
+            return True
+        kinds = set(wanted.split(","))
+        if not kinds or not kinds <= _MANAGEMENT:
+            raise Rejected(400, "invalid_parameter", field="management")
+        found = store.get_school(self._conn, udise_code)
+        return found is not None and found[0].get("management") in kinds
+
     def _release(self, request: Request, doc: Doc) -> Doc:
         purpose = records.purpose_id(request.headers.get(wire.PURPOSE_FORWARDED))
         return records.masked(doc, unmask=purpose in self._unmasked)
@@ -356,6 +397,7 @@ _VERIFY_FIELDS: Final = (
     "last_exam",
 )
 _UNKNOWN_STUDENT: Final = dict.fromkeys(_VERIFY_FIELDS)
+_MANAGEMENT: Final = frozenset({"government", "aided", "private"})
 
 
 async def _body(request: Request) -> bytes:

@@ -170,6 +170,49 @@ _SCHEMAS: dict[str, Any] = {
             },
         ]
     },
+    "PaymentBatch": {
+        "type": "object",
+        "required": ["payments"],
+        "properties": {
+            "payments": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 500,
+                "items": {
+                    "type": "object",
+                    "required": ["student_id", "account_number", "ifsc", "amount"],
+                    "properties": {
+                        "student_id": {"type": "string"},
+                        "account_number": {"type": "string"},
+                        "ifsc": {"type": "string"},
+                        "amount": {"type": "number", "exclusiveMinimum": 0},
+                    },
+                },
+            }
+        },
+    },
+    "PaymentReport": {
+        "type": "object",
+        "properties": {
+            "count": {"type": "integer"},
+            "payable_count": {"type": "integer"},
+            "total_payable": {"type": "number"},
+            "payments": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "student_id": {"type": "string"},
+                        "enrolled": {"type": "boolean"},
+                        "account_matches": {"type": "boolean"},
+                        "ifsc_matches": {"type": "boolean"},
+                        "amount": {"type": "number"},
+                        "status": {"enum": ["payable", "held"]},
+                    },
+                },
+            },
+        },
+    },
     "StudentList": {
         "type": "object",
         "required": ["udise_code", "class", "count", "students"],
@@ -197,6 +240,14 @@ _SCHEMAS: dict[str, Any] = {
             "minority": {"type": ["boolean", "null"]},
             "religion": {"type": ["string", "null"]},
             "last_exam": _ref("LastExam"),
+            "window": {
+                "type": "object",
+                "description": "Only when the request gave a window",
+                "properties": {
+                    "date_of_birth_in_window": {"type": ["boolean", "null"]},
+                    "class_in_window": {"type": ["boolean", "null"]},
+                },
+            },
         },
     },
     "School": {
@@ -258,6 +309,14 @@ _PATHS: dict[str, Any] = {
                 ),
                 _query("section", {"type": "string"}),
                 _query(
+                    "management",
+                    {
+                        "type": "string",
+                        "pattern": "^(government|aided|private)(,"
+                        "(government|aided|private))*$",
+                    },
+                ),
+                _query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": 500, "default": 500},
                 ),
@@ -291,11 +350,37 @@ _PATHS: dict[str, Any] = {
                     "properties": {
                         "student_id": {"type": "string"},
                         "date_of_birth": _DATE,
+                        "window": {
+                            "type": "object",
+                            "required": [
+                                "born_from",
+                                "born_to",
+                                "class_from",
+                                "class_to",
+                            ],
+                            "properties": {
+                                "born_from": _DATE,
+                                "born_to": _DATE,
+                                "class_from": {"type": "integer"},
+                                "class_to": {"type": "integer"},
+                            },
+                        },
                     },
                 }
             ),
             "responses": {
                 "200": _json(_ref("EnrolmentVerification"), "The verification"),
+                **_errors(400, 413, 422),
+            },
+        }
+    },
+    "/api/students/payment-status": {
+        "post": {
+            "operationId": "paymentStatus",
+            "summary": "Which scholarship payments match an enrolled student's account",
+            "requestBody": _body(_ref("PaymentBatch")),
+            "responses": {
+                "200": _json(_ref("PaymentReport"), "The report"),
                 **_errors(400, 413, 422),
             },
         }

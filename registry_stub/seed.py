@@ -197,11 +197,19 @@ def sample_students(
     return [orjson.loads(row[0]) for row in rows]
 
 
-def roster_sizes(path: Path, *, klass: int, limit: int = 20) -> dict[str, int]:
+def roster_sizes(
+    path: Path,
+    *,
+    klass: int,
+    limit: int = 20,
+    management: frozenset[str] | None = None,
+) -> dict[str, int]:
     """Enrolled students of class ``klass`` (all sections) in the first ``limit``
     schools (by UDISE code) that have any: what a class listing must count.
 
-    Raises ConfigError if ``path`` is not a registry database.
+    With ``management``, a school under any other management counts 0, as the
+    listing filtered by it does. Raises ConfigError if ``path`` is not a registry
+    database.
     """
     conn = store.connect(path)
     try:
@@ -211,9 +219,18 @@ def roster_sizes(path: Path, *, klass: int, limit: int = 20) -> dict[str, int]:
             " GROUP BY udise_code ORDER BY udise_code LIMIT ?",
             (klass, limit),
         ).fetchall()
+        kinds = {code: _management(conn, code) for code, _count in rows}
     finally:
         conn.close()
-    return {str(code): int(count) for code, count in rows}
+    return {
+        str(code): int(count) if management is None or kinds[code] in management else 0
+        for code, count in rows
+    }
+
+
+def _management(conn: sqlite3.Connection, udise_code: str) -> str | None:
+    found = store.get_school(conn, udise_code)
+    return None if found is None else found[0].get("management")
 
 
 def _years_before_start(years: int) -> date:

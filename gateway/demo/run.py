@@ -294,7 +294,9 @@ def _unknown_id(rng: random.Random, index: int) -> str:
 
 
 def _rosters(demo: DemoDeployment) -> dict[str, int]:
-    return roster_sizes(demo.registry_db, klass=9, limit=20)
+    # SaboojSathi covers government and aided schools: a private one lists nobody.
+    covered = frozenset({"government", "aided"})
+    return roster_sizes(demo.registry_db, klass=9, limit=20, management=covered)
 
 
 def _beneficiaries(demo: DemoDeployment) -> list[tuple[dict[str, Any], bool]]:

@@ -27,7 +27,14 @@ def test_config_example_passes(result: ExampleResult) -> None:
 
 
 @pytest.mark.parametrize(
-    "adapter", ["kanyashree-students", "saboojsathi-students", "ifms-students"]
+    "adapter",
+    [
+        "kanyashree-students",
+        "saboojsathi-students",
+        "ifms-students",
+        "aikyashree-students",
+        "iosms-schools",
+    ],
 )
 def test_every_departmental_adapter_has_examples(adapter: str) -> None:
     assert any(r.adapter == adapter for r in _config_results())

@@ -100,7 +100,9 @@ def test_allowed_lists_endpoints_of_one_provider(access: AccessPolicy) -> None:
         (SCHOOLS, "GET", "/{udise_code}"),
         (STUDENTS, "GET", "/roster/{udise_code}"),
     ]
-    assert access.allowed(AIKYASHREE, REGISTRY) == []
+    assert access.allowed(AIKYASHREE, REGISTRY) == [
+        (STUDENTS, "POST", "/minority-enrolment")
+    ]
 
 
 def test_empty_policy_denies_everything(write_yaml: Callable[[str, str], Path]) -> None:

@@ -99,9 +99,9 @@ async def test_consent_covers_only_its_purpose_version(
     store: ConsentStore, kanyashree: Purpose
 ) -> None:
     await store.grant(**grant_args(kanyashree))
-    version_2 = replace(kanyashree, version=2)
+    next_version = replace(kanyashree, version=kanyashree.version + 1)
 
-    assert await store.find_active(STUDENT, KANYASHREE, version_2, NOW) is None
+    assert await store.find_active(STUDENT, KANYASHREE, next_version, NOW) is None
 
 
 @pytest.mark.anyio

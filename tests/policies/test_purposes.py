@@ -35,6 +35,8 @@ def test_deployment_purposes_load(purposes: PurposeSet) -> None:
         "saboojsathi-roster",
         "ifms-beneficiary-check",
         "iosms-staff-records",
+        "ifms-payment-status",
+        "aikyashree-scholarship",
     }
     kanyashree = purposes.get("kanyashree-eligibility")
     assert kanyashree is not None

@@ -84,7 +84,7 @@ async def test_grant_then_exchange_then_revoke(
     )
     assert granted.status_code == 201
     consent_id = granted.json()["consent_id"]
-    assert granted.json()["purpose"] == f"{PURPOSE}@1"
+    assert granted.json()["purpose"] == f"{PURPOSE}@2"
     client = harness.client(KANYASHREE)
 
     ok = await client.call(
@@ -200,7 +200,7 @@ async def test_a_students_consents_and_exchanges(
     ]
     (exchange,) = seen["exchanges"]
     assert exchange["consent_id"] == granted.json()["consent_id"]
-    assert exchange["purpose"] == f"{PURPOSE}@1"
+    assert exchange["purpose"] == f"{PURPOSE}@2"
     assert exchange["client_id"] == str(KANYASHREE)
     assert "Guardian Name" not in str(consents)
 
