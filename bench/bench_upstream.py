@@ -17,6 +17,7 @@ import httpx
 import httpx_aiohttp
 
 from gateway.settings import UpstreamSettings
+from gateway.transport import ProviderTransport
 from gateway.upstream import Upstream, make_client
 
 REQUESTS = 6000
@@ -93,13 +94,20 @@ async def main(port: int) -> None:
     await run("ProviderTransport (make_client)", await client_get(own))
     await own.aclose()
 
-    upstream = Upstream(make_client(settings), settings)
+    # The generic path: httpx's client machinery over the same transport (what
+    # Upstream.send did for every call before it took the lean path).
+    generic = httpx.AsyncClient(transport=ProviderTransport(settings), trust_env=False)
+    for label, client in (
+        ("Upstream.send, httpx client path", generic),
+        ("Upstream.send, lean path", make_client(settings)),
+    ):
+        upstream = Upstream(client, settings)
 
-    async def send(i: int) -> None:
-        await upstream.send("GET", base + str(i), {}, b"", max_body_bytes=1 << 20)
+        async def send(i: int, upstream: Upstream = upstream) -> None:
+            await upstream.send("GET", base + str(i), {}, b"", max_body_bytes=1 << 20)
 
-    await run("Upstream.send over ProviderTransport", send)
-    await upstream.aclose()
+        await run(label, send)
+        await upstream.aclose()
 
 
 if __name__ == "__main__":

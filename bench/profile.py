@@ -22,6 +22,27 @@ from bench.topology import running
 
 TOP = 30
 
+#: Shares of the node's CPU: a sample counts for the first category any of its
+#: frames names (specific ones first); samples naming none are "other".
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("provider client (Upstream, transport, aiohttp)", ("Upstream.send",)),
+    ("provider signature verify", ("verify_response",)),
+    ("request signing", ("sign_request",)),
+    ("client authentication (JWT)", ("ExchangePipeline._authenticate",)),
+    ("consent", ("ExchangePipeline._consent",)),
+    ("adapters: request", ("ExchangePipeline._adapt_request",)),
+    ("release and response mapping", ("ExchangePipeline._release",)),
+    ("throttle and replay", ("Throttle.hit", "(gateway/replay.py)")),
+    ("monitoring observe", ("Operations.observe",)),
+    ("structlog line", ("(structlog/",)),
+    ("log append and record", ("MessageLog.append", "ExchangeRecord.to_log")),
+    ("log writer thread and sealing", ("(gateway/msglog/",)),
+    ("answer (starlette Response)", ("Response.__call__",)),
+    ("other pipeline steps", ("ExchangePipeline.run", "_run (gateway/app.py)")),
+    ("exchange handler (app.py)", ("handle_exchange",)),
+    ("HTTP server (uvicorn, httptools)", ("(uvicorn/",)),
+)
+
 
 def main() -> int:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -77,12 +98,30 @@ def summarise(path: Path) -> None:
         exclusive[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
-    print(f"\n{total} samples; inclusive (a function and what it calls):")
+    print(f"\n{total} samples; by category:")
+    for name, count in _categories(path).most_common():
+        print(f"  {count / total * 100:5.1f}%  {name}")
+    print("\ninclusive (a function and what it calls):")
     for frame, count in inclusive.most_common(TOP):
         print(f"  {count / total * 100:5.1f}%  {frame}")
     print("\nexclusive (the function's own code):")
     for frame, count in exclusive.most_common(TOP):
         print(f"  {count / total * 100:5.1f}%  {frame}")
+
+
+def _categories(path: Path) -> Counter[str]:
+    shares: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        shares[_category([_short(f) for f in stack.split(";")])] += int(count_text)
+    return shares
+
+
+def _category(frames: list[str]) -> str:
+    for name, markers in CATEGORIES:
+        if any(marker in frame for frame in frames for marker in markers):
+            return name
+    return "other (event loop, asyncio, GC)"
 
 
 def _short(frame: str) -> str:

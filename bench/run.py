@@ -10,8 +10,15 @@ cannot be had), the variants alternating round by round:
                   limits in the process);
 - ``full-redis``  one node with Redis for replay and rate limits;
 - ``2-nodes``     two separate nodes sharing Redis, each with its own SQLite log
-                  and half the connections (no load balancer): several workers of
-                  one node need the PostgreSQL log, which this node cannot open yet.
+                  and half the connections (no load balancer);
+- ``full-pg``     one node, one uvicorn worker, PostgreSQL message log, Redis;
+- ``2-workers-pg`` one node, two uvicorn workers (``gateway.app:app_from_env``)
+                  writing one shared PostgreSQL log, Redis: with ``full-pg`` it
+                  gives ``two_process_speedup`` and ``two_process_cpu_ratio``.
+
+The PostgreSQL variants run when Redis and PostgreSQL (``BENCH_POSTGRES_DSN``,
+default the local server's ``postgres`` database; each node gets a fresh
+database of its own) answer on loopback.
 
 Then the node and the registry at half the node's capacity, for the p99 added
 latency. The cost of each step comes from the ``steps_ms`` of the node's own
@@ -37,7 +44,15 @@ from bench import fixture, load
 from bench.fixture import World
 from bench.load import LoadResult, Target
 from bench.procs import BenchError, Server, cpu_seconds
-from bench.topology import REDIS_URL, Topology, redis_available, running
+from bench.topology import (
+    REDIS_URL,
+    NodeSpec,
+    Topology,
+    fresh_database,
+    postgres_available,
+    redis_available,
+    running,
+)
 
 console = Console(width=150)
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -45,6 +60,9 @@ SECONDS = float(os.environ.get("BENCH_SECONDS") or (5 if QUICK else 15))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS") or (1 if QUICK else 3))
 CONNECTIONS = 32
 WARMUP_S = 2
+POSTGRES_DSN = os.environ.get(
+    "BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @dataclass
@@ -123,7 +141,12 @@ class Bench:
         return _combine(variant, results, cpu, steps)
 
 
-_NODE = {"full": "node-a", "full-redis": "node-r"}
+_NODE = {
+    "full": "node-a",
+    "full-redis": "node-r",
+    "full-pg": "node-p1",
+    "2-workers-pg": "node-p2",
+}
 
 
 def _required(server: Server | None) -> Server:
@@ -229,14 +252,20 @@ def main() -> int:
     redis = redis_available()
     nodes: dict[str, str | None] = {"node-a": None}
     variants = ["direct", "bare-proxy", "full"]
+    postgres: dict[str, NodeSpec] = {}
     if redis:
         nodes.update({"node-r": REDIS_URL, "node-b": REDIS_URL})
         variants += ["full-redis", "2-nodes"]
     else:
         nodes["node-b"] = None
         variants += ["2-nodes"]
+    if redis and postgres_available(POSTGRES_DSN):
+        for name, workers in (("node-p1", 1), ("node-p2", 2)):
+            dsn = fresh_database(POSTGRES_DSN, f"mediator_bench_{name[-2:]}")
+            postgres[name] = NodeSpec(REDIS_URL, dsn, workers)
+        variants += ["full-pg", "2-workers-pg"]
 
-    with running(world, bare=True, nodes=nodes) as topology:
+    with running(world, bare=True, nodes=nodes, postgres=postgres) as topology:
         bench = Bench(world, topology, wrk, work)
         results = measure(bench, variants)
         half = results["full"].rps / 2
@@ -258,7 +287,7 @@ def summarise(
     two = results["2-nodes"]
     one_cpu = one.cpu_us["node-r" if redis else "node-a"]
     two_cpu = two.cpu_us["node-a"] + two.cpu_us["node-b"]
-    return {
+    figures = {
         "quick": QUICK,
         "request": "Kanyashree POST verify-enrolment, consent recorded",
         "full_vs_direct": round(full.rps / direct.rps, 3),
@@ -268,14 +297,38 @@ def summarise(
         "cpu_us_per_exchange": full.cpu_us["node-a"],
         "two_process_speedup": round(two.rps / one.rps, 3),
         "two_process_cpu_ratio": round(two_cpu / one_cpu, 3),
-        "postgres_log": "not measured: the node cannot open a PostgreSQL log yet",
+        "two_process_basis": "2-nodes vs "
+        + ("full-redis" if redis else "full")
+        + " (SQLite logs)",
+        "two_nodes_speedup": round(two.rps / one.rps, 3),
+        "two_nodes_cpu_ratio": round(two_cpu / one_cpu, 3),
+        "postgres_log": "not measured: Redis or PostgreSQL not reachable",
         "notes": [
             "2-nodes: two separate nodes, each with its own SQLite log, sharing Redis"
             if redis
             else "2-nodes: two separate nodes without Redis (Redis not reachable)",
-            "uvicorn --workers 2 on one node needs the PostgreSQL log (one SQLite "
-            "writer per log)",
         ],
+    }
+    if "2-workers-pg" in results:
+        figures.update(_postgres_figures(results, one))
+    return figures
+
+
+def _postgres_figures(results: dict[str, Run], sqlite_one: Run) -> dict[str, Any]:
+    """The two-process figures from one node's 1 and 2 uvicorn workers sharing
+    one PostgreSQL log (the workers' CPU is summed by process tree)."""
+    one, two = results["full-pg"], results["2-workers-pg"]
+    one_cpu, two_cpu = one.cpu_us["node-p1"], two.cpu_us["node-p2"]
+    return {
+        "two_process_speedup": round(two.rps / one.rps, 3),
+        "two_process_cpu_ratio": round(two_cpu / one_cpu, 3),
+        "two_process_basis": "uvicorn workers=2 vs 1, one shared PostgreSQL log",
+        "postgres_log": {
+            "rps": one.rps,
+            "cpu_us_per_exchange": one_cpu,
+            "vs_sqlite_redis_rps": round(one.rps / sqlite_one.rps, 3),
+            "log_step_ms": one.steps_ms.get("log"),
+        },
     }
 
 

@@ -5,7 +5,10 @@ Every server listens on 127.0.0.1 on a free port and logs to ``<work>/logs``.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.fixture import World, free_port
-from bench.procs import Server, spawn, stop, wait_ready
+from bench.procs import BenchError, Server, spawn, stop, wait_ready
 
 #: Redis database number of the benchmarks (the tests use 15).
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -90,12 +93,20 @@ def start_bare(world: World) -> Server:
 
 
 def start_node(
-    world: World, name: str, *, redis_url: str | None, workers: int = 1
+    world: World,
+    name: str,
+    *,
+    redis_url: str | None,
+    workers: int = 1,
+    config: Path | None = None,
 ) -> Server:
-    """Spawn a node with its own state directory (keyring, consents, log)."""
+    """Spawn a node with its own state directory (keyring, consents, log), and
+    its own configuration directory when ``config`` is given."""
     port = free_port()
     state = world.state_copy(name)
     env = world.node_environ(state, port, redis_url)
+    if config is not None:
+        env["MEDIATOR_CONFIG"] = str(config)
     argv = [
         sys.executable,
         "-m",
@@ -109,11 +120,78 @@ def start_node(
     return spawn(name, argv, env, _logs(world) / f"{name}.log", url)
 
 
+def postgres_available(dsn: str) -> bool:
+    """Whether PostgreSQL answers at ``dsn`` (a loopback address)."""
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(dsn, timeout=2)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+def fresh_database(admin_dsn: str, name: str) -> str:
+    """Drop and create database ``name``; return its DSN on the same server."""
+    import asyncio
+
+    import asyncpg
+
+    async def recreate() -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(recreate())
+    return admin_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+def postgres_config(world: World, name: str, dsn: str) -> Path:
+    """A copy of the deployment's configuration whose log is PostgreSQL at ``dsn``."""
+    target = world.root / f"config-{name}"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(world.demo.config_dir, target)
+    node = target / "node.yaml"
+    text = node.read_text()
+    text = re.sub(r"(?m)^  store: sqlite$", "  store: postgres", text)
+    text = re.sub(
+        r"(?m)^  sqlite_path: .*$", f"  postgres_dsn: {json.dumps(dsn)}", text
+    )
+    if f"postgres_dsn: {json.dumps(dsn)}" not in text:
+        raise BenchError("node.yaml has no log.sqlite_path line to replace")
+    node.write_text(text)
+    return target
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A node that logs to PostgreSQL at ``dsn``, with ``workers`` processes."""
+
+    redis_url: str | None
+    dsn: str
+    workers: int = 1
+
+
 @contextmanager
 def running(
-    world: World, *, bare: bool, nodes: dict[str, str | None]
+    world: World,
+    *,
+    bare: bool,
+    nodes: dict[str, str | None],
+    postgres: dict[str, NodeSpec] | None = None,
 ) -> Iterator[Topology]:
-    """The registry, the bare proxy if asked, and nodes by name -> Redis URL.
+    """The registry, the bare proxy if asked, nodes by name -> Redis URL, and
+    PostgreSQL-logging nodes by name -> :class:`NodeSpec`.
 
     All start at once and are then waited for; each stops on the way out.
     """
@@ -123,6 +201,14 @@ def running(
             topology.bare = start_bare(world)
         for name, redis_url in nodes.items():
             topology.nodes[name] = start_node(world, name, redis_url=redis_url)
+        for name, spec in (postgres or {}).items():
+            topology.nodes[name] = start_node(
+                world,
+                name,
+                redis_url=spec.redis_url,
+                workers=spec.workers,
+                config=postgres_config(world, name, spec.dsn),
+            )
         wait_ready(topology.registry, "/api/openapi.json")
         if topology.bare is not None:
             # The bare proxy forwards the readiness probe to the registry.

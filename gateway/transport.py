@@ -58,40 +58,66 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send one request and return the response with its body still unread."""
-        fresh = bool(request.extensions.get(FRESH_CONNECTION))
-        session = self._session(fresh=fresh)
         timeout = request.extensions.get("timeout", {})
-        content = await request.aread()
         headers = [
             (name, value)
             for name, value in request.headers.multi_items()
             if name not in _FRAMED_BY_AIOHTTP
         ]
-        with _translated():
-            response = await session.request(
-                request.method,
-                str(request.url),
-                headers=headers,
-                data=content or None,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
-            )
-
-        if request.method == "HEAD" or response.status in BODYLESS_STATUS:
-            response.close()
-            stream: httpx.AsyncByteStream = httpx.ByteStream(b"")
-        else:
-            stream = _ResponseBody(response)
+        answer = await self.open(
+            request.method,
+            str(request.url),
+            headers,
+            await request.aread(),
+            timeouts=aiohttp.ClientTimeout(
+                connect=timeout.get("pool"),
+                sock_connect=timeout.get("connect"),
+                sock_read=timeout.get("read"),
+            ),
+            fresh=bool(request.extensions.get(FRESH_CONNECTION)),
+        )
+        stream: httpx.AsyncByteStream = (
+            httpx.ByteStream(b"") if answer.bodyless else _ResponseBody(answer)
+        )
         return httpx.Response(
-            response.status,
-            headers=list(response.raw_headers),
+            answer.status,
+            headers=list(answer.raw_headers),
             stream=stream,
             request=request,
         )
+
+    async def open(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        timeouts: aiohttp.ClientTimeout,
+        fresh: bool = False,
+    ) -> ProviderAnswer:
+        """Send one request without building httpx objects; the body stays unread.
+
+        The lean path :class:`gateway.upstream.Upstream` takes for a client made
+        by ``make_client``: the same sessions, framing and error translation as
+        :meth:`handle_async_request`, which calls it. ``headers`` must not hold
+        framing headers (aiohttp frames from ``body``). Raises httpx's exceptions
+        as the class says.
+        """
+        session = self._session(fresh=fresh)
+        with _translated():
+            response = await session.request(
+                method,
+                url,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=timeouts,
+            )
+        bodyless = method == "HEAD" or response.status in BODYLESS_STATUS
+        if bodyless:
+            response.close()
+        return ProviderAnswer(response, bodyless=bodyless)
 
     async def aclose(self) -> None:
         """Close both sessions and their connections."""
@@ -147,18 +173,71 @@ class _ProviderResponse(aiohttp.ClientResponse):
         return self
 
 
-class _ResponseBody(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
+class ProviderAnswer:
+    """A provider's status and headers, with the body still to be read.
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    ``bodyless`` answers (to HEAD, or 204 and 304) have their connection closed
+    already and yield no chunk.
+    """
+
+    __slots__ = ("_response", "bodyless", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, *, bodyless: bool) -> None:
+        self._response = response
+        self.status = response.status
+        self.bodyless = bodyless
+
+    @property
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The header fields as received, names in their original case."""
+        return self._response.raw_headers
+
+    def headers(self) -> list[tuple[str, str]]:
+        """Lower-case names and decoded values, in the order received, decoded
+        as httpx decodes them (ASCII, else UTF-8, else ISO-8859-1)."""
+        raw = self._response.raw_headers
+        encoding = _header_encoding(raw)
+        return [
+            (name.decode(encoding).lower(), value.decode(encoding))
+            for name, value in raw
+        ]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; raises httpx's ``ReadError``/``ReadTimeout``."""
+        if self.bodyless:
+            return
         with _translated(reading=True):
             async for chunk in self._response.content.iter_chunked(_CHUNK):
                 yield chunk
 
     async def aclose(self) -> None:
-        # Pools the connection only if the body was read to its end.
+        """Pool the connection if the body was read to its end, else close it."""
         self._response.release()
+
+
+def _header_encoding(raw: tuple[tuple[bytes, bytes], ...]) -> str:
+    for encoding in ("ascii", "utf-8"):
+        try:
+            for name, value in raw:
+                name.decode(encoding)
+                value.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return "iso-8859-1"
+
+
+class _ResponseBody(httpx.AsyncByteStream):
+    def __init__(self, answer: ProviderAnswer) -> None:
+        self._answer = answer
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._answer.chunks():
+            yield chunk
+
+    async def aclose(self) -> None:
+        # Pools the connection only if the body was read to its end.
+        await self._answer.aclose()
 
 
 @contextlib.contextmanager

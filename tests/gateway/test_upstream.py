@@ -745,3 +745,65 @@ async def test_oversized_answer_is_refused(node: Upstream) -> None:
         error = await call_fails(node, "GET", url)
 
     assert error.log_reason == "upstream_body_too_large"
+
+
+# -- the lean path of make_client's client -----------------------------------------
+
+
+@pytest.mark.sockets
+async def test_lean_path_sends_the_client_defaults_and_its_own_host(
+    node: Upstream,
+) -> None:
+    """make_client's client skips httpx's request building but sends what it
+    would: its default headers, the caller's over them, the URL's Host."""
+    provider = Provider(genuine)
+    async with provider as url:
+        headers = {"Host": "attacker.example", "Accept": "application/json"}
+        await node.send("GET", url, headers, b"", max_body_bytes=99)
+
+    sent = provider.requests[0][1].lower()
+    port = url.split(":")[2].split("/")[0]
+    assert f"host: 127.0.0.1:{port}\r\n".encode() in sent
+    assert b"user-agent: shiksha-mediator\r\n" in sent
+    assert b"accept: application/json\r\n" in sent
+    assert b"accept-encoding: identity\r\n" in sent
+    assert b"attacker" not in sent
+
+
+@pytest.mark.sockets
+@pytest.mark.parametrize(
+    "value",
+    [b"plain", "শোভন".encode(), "café".encode("latin-1")],
+    ids=["ascii", "utf-8", "latin-1"],
+)
+async def test_lean_path_decodes_headers_as_httpx_does(
+    node: Upstream, value: bytes
+) -> None:
+    """Names lower case, values decoded ASCII, else UTF-8, else ISO-8859-1."""
+
+    async def labelled(
+        index: int, request: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
+        head = b"HTTP/1.1 200 OK\r\nX-Label: " + value + b"\r\nContent-Length: 2\r\n"
+        return await answer(writer, head + b"Connection: close\r\n\r\nok")
+
+    async with Provider(labelled) as url:
+        received = await call(node, "GET", url)
+
+    expected = httpx.Headers([(b"X-Label", value)]).multi_items()
+    assert received.headers[0] == expected[0]
+    assert [name for name, _ in received.headers] == ["x-label"]
+    assert received.body == b"ok"
+
+
+@pytest.mark.sockets
+async def test_lean_path_pools_a_connection_whose_body_was_read(
+    node: Upstream,
+) -> None:
+    """A body read to its end gives the connection back to the pool."""
+    provider = Provider(genuine)
+    async with provider as url:
+        for _ in range(3):
+            await call(node, "POST", url, b"{}")
+
+    assert [connection for connection, _ in provider.requests] == [0, 0, 0]
