@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from gateway.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class CliContext:
@@ -34,7 +36,18 @@ class CliContext:
 pass_cli = click.make_pass_decorator(CliContext)
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; a deployment file that is not valid ends any command with
+    one line naming the file and line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration error: {exc}") from exc
+
+
+@click.group(cls=_Commands)
 @click.option(
     "--config",
     "config_dir",

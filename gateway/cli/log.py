@@ -181,12 +181,29 @@ def search(
 
 @command.command("evidence-verify")
 @click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-def evidence_verify(bundle: Path) -> None:
+@click.option(
+    "--trusted-jwks",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The node's published JWKS, obtained out of band: who may have signed.",
+)
+def evidence_verify(bundle: Path, trusted_jwks: Path | None) -> None:
     """Check an evidence bundle offline; exits 0 if it holds, 1 otherwise."""
-    report = verify_evidence(bundle)
+    trusted = None
+    if trusted_jwks is not None:
+        try:
+            trusted = load_jwks(orjson.loads(trusted_jwks.read_bytes()))
+        except (OSError, ValueError, ConfigError) as exc:
+            raise click.ClickException(f"{trusted_jwks}: not a usable JWKS") from exc
+    report = verify_evidence(bundle, trusted)
     click.echo(f"message id:  {report.message_id}")
-    click.echo(f"records:     {', '.join(map(str, report.records)) or '-'}")
+    click.echo(f"record seq:  {', '.join(map(str, report.records)) or '-'}")
     click.echo(f"checkpoint:  size {report.tree_size}, key {report.key_id}")
+    if report.ok and not report.trusted:
+        click.echo(
+            "note:        signed by a key carried in the bundle; pass --trusted-jwks "
+            "with the node's published keys to check which node signed it"
+        )
     if report.ok:
         click.echo("valid")
         return

@@ -59,6 +59,8 @@ class EvidenceReport:
     tree_size: int | None = None
     key_id: str | None = None
     problems: list[str] = field(default_factory=list)
+    #: Whether the checkpoint key was checked against keys trusted out of band.
+    trusted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -167,28 +169,41 @@ def _write_zip(
         )
 
 
-def verify_evidence(path: Path) -> EvidenceReport:
-    """Check a bundle offline (see the module's steps); never raises for a bad one."""
+def verify_evidence(
+    path: Path, trusted_keys: Mapping[str, Any] | None = None
+) -> EvidenceReport:
+    """Check a bundle offline (see the module's steps); never raises for a bad one.
+
+    ``trusted_keys`` (kid to public key, from the node's published JWKS obtained
+    out of band) decides who may have signed the checkpoint. Without it the keys
+    carried in the bundle are used, which proves the bundle is intact but not
+    which node made it: the report says so in ``trusted``.
+    """
     try:
         with zipfile.ZipFile(path) as bundle:
-            return _verify_bundle(bundle)
+            return _verify_bundle(bundle, trusted_keys)
     except (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
         return EvidenceReport(
             None, problems=[f"bundle unreadable: {type(exc).__name__}"]
         )
 
 
-def _verify_bundle(bundle: zipfile.ZipFile) -> EvidenceReport:
+def _verify_bundle(
+    bundle: zipfile.ZipFile, trusted_keys: Mapping[str, Any] | None
+) -> EvidenceReport:
     manifest = orjson.loads(bundle.read("manifest.json"))
     checkpoint = Checkpoint.from_dict(orjson.loads(bundle.read("checkpoint.json")))
-    keys = load_jwks(orjson.loads(bundle.read("jwks.json")))
+    bundled = load_jwks(orjson.loads(bundle.read("jwks.json")))
+    keys = bundled if trusted_keys is None else trusted_keys
     message_id = manifest["message_id"]
     problems: list[str] = []
 
-    # step 1 and 2: the checkpoint is signed by a key in the bundle
+    # step 1 and 2: the checkpoint is signed by a trusted key (or, without one, by
+    # a key in the bundle, which shows integrity but not origin)
     key = keys.get(checkpoint.key_id)
     if key is None:
-        problems.append("unknown key id: the checkpoint's key is not in the bundle")
+        where = "the bundle" if trusted_keys is None else "the trusted keys"
+        problems.append(f"unknown key id: the checkpoint's key is not in {where}")
     elif not verify_signature(checkpoint, key):
         problems.append("bad checkpoint signature")
 
@@ -206,6 +221,7 @@ def _verify_bundle(bundle: zipfile.ZipFile) -> EvidenceReport:
         tree_size=checkpoint.tree_size,
         key_id=checkpoint.key_id,
         problems=problems,
+        trusted=trusted_keys is not None,
     )
 
 

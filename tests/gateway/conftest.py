@@ -36,7 +36,7 @@ IFMS = ClientId("WB", "GOV", "FIN", "ifms")
 def registry_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small seeded registry shared by the session (tests must not write to it)."""
     path = tmp_path_factory.mktemp("registry") / "registry.db"
-    seed_database(path, students=600, schools=12)
+    seed_database(path, students=1200, schools=24)
     return path
 
 

@@ -40,3 +40,12 @@ def test_adapter_examples_all_pass() -> None:
 
     assert result.exit_code == 0, result.output
     assert " 0 failed" in result.output
+
+
+def test_a_command_on_a_missing_deployment_says_so_in_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--config", str(tmp_path), "log", "verify"])
+
+    assert result.exit_code == 1
+    assert "configuration error:" in result.output
+    assert f"{tmp_path / 'node.yaml'}: cannot read" in result.output
+    assert "Traceback" not in result.output

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.msglog import (
     EvidenceError,
@@ -17,6 +18,7 @@ from gateway.msglog import (
     export_evidence,
     verify_evidence,
 )
+from gateway.msglog.checkpoint import load_jwks, public_jwk
 from tests.gateway.msglog.conftest import Backend, make_record
 
 pytestmark = pytest.mark.anyio
@@ -147,3 +149,29 @@ async def test_unknown_message_cannot_be_exported(
         await export_evidence(store, "nope", jwks, backend.db_path.parent / "b.zip")
     await store.close()
     assert caught.value.log_reason == "evidence_not_found"
+
+
+async def test_bundle_checks_out_against_the_node_s_trusted_keys(
+    bundle: Path, jwks: dict[str, Any]
+) -> None:
+    report = verify_evidence(bundle, load_jwks(jwks))
+
+    assert report.ok, report.problems
+    assert report.trusted
+
+
+async def test_bundle_from_another_node_fails_against_trusted_keys(
+    bundle: Path,
+) -> None:
+    other = Ed25519PrivateKey.generate()
+    other_jwks = {"keys": [public_jwk("other-node-1", other.public_key())]}
+
+    untrusted = verify_evidence(bundle)
+    trusted = verify_evidence(bundle, load_jwks(other_jwks))
+
+    assert untrusted.ok
+    assert not untrusted.trusted
+    assert not trusted.ok
+    assert trusted.problems == [
+        "unknown key id: the checkpoint's key is not in the trusted keys"
+    ]
