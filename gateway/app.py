@@ -47,7 +47,7 @@ from gateway.framing import (
     parse_headers,
     read_body,
 )
-from gateway.logsafe import log_path
+from gateway.logsafe import escape, log_path, redact_numbers
 from gateway.metaservices import metaservice_of
 from gateway.node import Node
 from gateway.observability import configure_logging
@@ -252,6 +252,10 @@ async def _run(
         node.deployment.settings.trusted_proxies,
     )
     record.client_ip, record.claimed_forwarded_for = address.ip, address.claimed
+    # X-Road-UserId names the person at the client, as the client says: kept for
+    # monitoring and the record, escaped, never used for a decision.
+    user = headers.get(wire.XROAD_USER_ID)
+    record.user_id = redact_numbers(escape(user, 64)) if user else None
     check_host(headers, node.allowed_hosts)
     record.declared_length = declared_length(headers)
     try:

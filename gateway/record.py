@@ -40,6 +40,7 @@ class ExchangeRecord:
     #: proxy forwarded; and the X-Forwarded-For the request claimed, escaped.
     client_ip: str | None = None
     claimed_forwarded_for: str | None = None
+    user_id: str | None = None
     message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)
@@ -99,6 +100,7 @@ class ExchangeRecord:
             "peer": self.peer,
             "client_ip": self.client_ip,
             "claimed_forwarded_for": self.claimed_forwarded_for,
+            "user_id": self.user_id,
             "client_id": self.client_id,
             "key_id": self.key_id,
             "jti_hash": self.jti_hash,

@@ -445,3 +445,19 @@ async def test_the_service_root_is_forwarded_to_the_service_url_itself(
 
     assert answer.status == 200
     assert udise in [row["udise_code"] for row in answer.json()["schools"]]
+
+
+async def test_the_user_id_is_kept_escaped_for_monitoring_and_the_record(
+    harness: Harness,
+) -> None:
+    client = harness.client(KANYASHREE)
+
+    await client.call(
+        "GET",
+        STUDENTS,
+        "/export",
+        extra_headers={"x-road-userid": "IN/officer-17 999901234563"},
+    )
+
+    (record,) = await harness.records()
+    assert record["user_id"] == "IN/officer-17 [redacted]"

@@ -26,8 +26,11 @@ def _record(**values: object) -> ExchangeRecord:
 
 
 def test_a_monitoring_record_has_no_path_query_or_peer() -> None:
-    found = op_record(_record(client_id="WB/GOV/WCD/kanyashree", status=200))
+    found = op_record(
+        _record(client_id="WB/GOV/WCD/kanyashree", status=200, user_id="officer-17")
+    )
 
+    assert found["user_id"] == "officer-17"
     assert "path" not in found
     assert "peer" not in found
     assert "123456789012" not in str(found)
