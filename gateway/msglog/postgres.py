@@ -31,6 +31,8 @@ from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
     LogTail,
+    SELECT_RECORDS,
+    PagedReads,
     SealFn,
     SearchQuery,
     StoredCheckpoint,
@@ -55,7 +57,6 @@ _RECORD_COLUMNS = (
     "decision",
     "subject_hash",
 )
-_SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS records (
@@ -104,7 +105,7 @@ _READ_LEAVES = "SELECT seq, leaf_hash FROM records WHERE seq = ANY($1::bigint[])
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-class PostgresLogStore:
+class PostgresLogStore(PagedReads):
     """A :class:`~gateway.msglog.store.LogStore` in PostgreSQL, shared by nodes.
 
     Every method raises :class:`~gateway.msglog.store.StoreError` if the database
@@ -194,27 +195,9 @@ class PostgresLogStore:
         async with _translate("tail"), self._conn() as conn:
             return _tail(await conn.fetchrow(_TAIL))
 
-    async def iter_leaf_hashes(
-        self, start: int = 0
-    ) -> AsyncGenerator[list[bytes], None]:
-        """The leaf hashes from ``start`` in seq order, ``CHUNK`` at a time."""
-        pages = self._pages("SELECT seq, leaf_hash FROM records", start)
-        async with contextlib.aclosing(pages) as chunks:
-            async for rows in chunks:
-                yield [bytes(row[1]) for row in rows]
-
-    async def iter_records(
-        self, start: int = 0
-    ) -> AsyncGenerator[list[StoredRecord], None]:
-        """The records from ``start`` in seq order, ``CHUNK`` at a time."""
-        pages = self._pages(_SELECT_RECORDS, start)
-        async with contextlib.aclosing(pages) as chunks:
-            async for rows in chunks:
-                yield [stored_record(row) for row in rows]
-
     async def get_range(self, start: int, stop: int) -> list[StoredRecord]:
         """The records with ``start <= seq < stop``."""
-        sql = f"{_SELECT_RECORDS} WHERE seq >= $1 AND seq < $2 ORDER BY seq"
+        sql = f"{SELECT_RECORDS} WHERE seq >= $1 AND seq < $2 ORDER BY seq"
         async with _translate("read"), self._conn() as conn:
             return [stored_record(row) for row in await conn.fetch(sql, start, stop)]
 
@@ -224,7 +207,7 @@ class PostgresLogStore:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         params.append(query.limit)
         # Only fixed column names are interpolated; every value is a parameter.
-        sql = f"{_SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ${len(params)}"
+        sql = f"{SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ${len(params)}"
         async with _translate("search"), self._conn() as conn:
             return [stored_record(row) for row in await conn.fetch(sql, *params)]
 

@@ -202,7 +202,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 ) WITHOUT ROWID;
 """
 
-_SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
+SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
 _READ_LEAVES = (
     "SELECT seq, leaf_hash FROM records WHERE seq IN (SELECT value FROM json_each(?))"
 )
@@ -212,7 +212,33 @@ _READ_NODES = (
 )
 
 
-class SqliteLogStore:
+class PagedReads:
+    """Streaming reads shared by the stores, over each store's own ``_pages``
+    (rows of ``select`` from ``start`` in seq order, ``CHUNK`` at a time)."""
+
+    def _pages(self, select: str, start: int) -> AsyncGenerator[list[Any], None]:
+        raise NotImplementedError
+
+    async def iter_leaf_hashes(
+        self, start: int = 0
+    ) -> AsyncGenerator[list[bytes], None]:
+        """The leaf hashes from ``start`` in seq order, ``CHUNK`` at a time."""
+        pages = self._pages("SELECT seq, leaf_hash FROM records", start)
+        async with contextlib.aclosing(pages) as chunks:
+            async for rows in chunks:
+                yield [bytes(row[1]) for row in rows]
+
+    async def iter_records(
+        self, start: int = 0
+    ) -> AsyncGenerator[list[StoredRecord], None]:
+        """The records from ``start`` in seq order, ``CHUNK`` at a time."""
+        pages = self._pages(SELECT_RECORDS, start)
+        async with contextlib.aclosing(pages) as chunks:
+            async for rows in chunks:
+                yield [stored_record(row) for row in rows]
+
+
+class SqliteLogStore(PagedReads):
     """A :class:`~gateway.msglog.store.LogStore` in one SQLite file.
 
     Every method raises :class:`~gateway.msglog.store.StoreError` if SQLite fails,
@@ -256,27 +282,9 @@ class SqliteLogStore:
         )
         return LogTail(0, "") if row is None else LogTail(row[0] + 1, row[1])
 
-    async def iter_leaf_hashes(
-        self, start: int = 0
-    ) -> AsyncGenerator[list[bytes], None]:
-        """The leaf hashes from ``start`` in seq order, ``CHUNK`` at a time."""
-        pages = self._pages("SELECT seq, leaf_hash FROM records", start)
-        async with contextlib.aclosing(pages) as chunks:
-            async for rows in chunks:
-                yield [bytes(row[1]) for row in rows]
-
-    async def iter_records(
-        self, start: int = 0
-    ) -> AsyncGenerator[list[StoredRecord], None]:
-        """The records from ``start`` in seq order, ``CHUNK`` at a time."""
-        pages = self._pages(_SELECT_RECORDS, start)
-        async with contextlib.aclosing(pages) as chunks:
-            async for rows in chunks:
-                yield [stored_record(row) for row in rows]
-
     async def get_range(self, start: int, stop: int) -> list[StoredRecord]:
         """The records with ``start <= seq < stop``."""
-        sql = f"{_SELECT_RECORDS} WHERE seq >= ? AND seq < ? ORDER BY seq"
+        sql = f"{SELECT_RECORDS} WHERE seq >= ? AND seq < ? ORDER BY seq"
         rows = await self._run("read", self._all, sql, (start, stop))
         return [stored_record(row) for row in rows]
 
@@ -505,4 +513,4 @@ def _search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
     clauses, params = search_clauses(query, lambda _: "?")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     params.append(query.limit)
-    return f"{_SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ?", params
+    return f"{SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ?", params
