@@ -30,8 +30,8 @@ from gateway.msglog.checkpoint import Checkpoint
 from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
-    LogTail,
     SELECT_RECORDS,
+    LogTail,
     PagedReads,
     SealFn,
     SearchQuery,
