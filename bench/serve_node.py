@@ -1,9 +1,9 @@
 """A mediator node for the benchmarks: uvicorn over ``gateway.app:app_from_env``.
 
-The same server options as ``mediator serve``; ``--workers N`` starts N worker
-processes, each building its own node from ``MEDIATOR_CONFIG`` and
-``MEDIATOR_STATE_DIR``. Several workers need a message log that several writers
-may share (PostgreSQL): each SQLite log has one writer.
+The same server options as ``mediator serve`` (gateway.server.server_options);
+``--workers N`` starts N worker processes, each building its own node from
+``MEDIATOR_CONFIG`` and ``MEDIATOR_STATE_DIR``. Several workers need a message
+log that several writers may share (PostgreSQL): each SQLite log has one writer.
 
 Run: ``python -m bench.serve_node --port 8700 [--workers 2]``.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 
 import uvicorn
+
+from gateway.server import server_options
 
 
 def main() -> None:
@@ -26,15 +28,8 @@ def main() -> None:
         workers=args.workers,
         host="127.0.0.1",
         port=args.port,
-        loop="uvloop",
-        http="httptools",
         lifespan="on",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-        date_header=True,
-        timeout_keep_alive=5,
-        limit_concurrency=1000,
+        **server_options(),
     )
 
 

@@ -459,3 +459,25 @@ def _unlogged(error: MediatorError) -> tuple[int, list[tuple[bytes, bytes]], byt
         (b"connection", b"close"),
     ]
     return error.status, headers, body
+
+
+def server_options() -> dict[str, Any]:
+    """The uvicorn options every node runs with, wherever it is started.
+
+    The protocol above answers framing refusals; no WebSocket hand-over (an
+    Upgrade is an ordinary exchange); X-Forwarded-* never trusted, so the client
+    address is the TCP peer unless the node's own trusted-proxy rule says
+    otherwise (cases C14, C16).
+    """
+    return {
+        "loop": "uvloop",
+        "http": MediatorHttpProtocol,
+        "ws": "none",
+        "proxy_headers": False,
+        "access_log": False,
+        "log_level": "warning",
+        "server_header": False,
+        "date_header": True,
+        "timeout_keep_alive": 5,
+        "limit_concurrency": 1000,
+    }

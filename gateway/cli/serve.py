@@ -26,7 +26,7 @@ def command(
     from gateway.deployment import load_deployment
     from gateway.errors import ConfigError
     from gateway.observability import configure_logging
-    from gateway.server import MediatorHttpProtocol
+    from gateway.server import server_options
 
     configure_logging(log_level)
     try:
@@ -39,18 +39,6 @@ def command(
         create_app(deployment, reload_on_sighup=True),
         host=host or listen.host,
         port=port if port is not None else listen.port,
-        loop="uvloop",
-        # Refusals of the parser are answered, logged and closed by the node.
-        http=MediatorHttpProtocol,
-        # No WebSocket hand-over: an Upgrade request is an ordinary exchange.
-        ws="none",
-        # X-Forwarded-* are never trusted: the peer address is the TCP peer (C16).
-        proxy_headers=False,
         lifespan="on",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-        date_header=True,
-        timeout_keep_alive=5,
-        limit_concurrency=1000,
+        **server_options(),
     )

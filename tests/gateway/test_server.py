@@ -29,7 +29,12 @@ from gateway.errors import FramingError, Reason
 from gateway.identifiers import ClientId, ServiceId
 from gateway.keyring import SigningKey
 from gateway.node import Node
-from gateway.server import MediatorHttpProtocol, check_head, classify_parser_error
+from gateway.server import (
+    MediatorHttpProtocol,
+    check_head,
+    classify_parser_error,
+    server_options,
+)
 from gateway.settings import LimitSettings
 from gateway.signing import sign_response
 from registry_stub.app import create_app as create_registry
@@ -186,17 +191,7 @@ async def node_server(
             seen.append(request)
 
         harness.registry_http.event_hooks["request"].append(record)
-        config = uvicorn.Config(
-            harness.app,
-            http=MediatorHttpProtocol,
-            ws="none",
-            proxy_headers=False,
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-            server_header=False,
-            timeout_keep_alive=5,
-        )
+        config = uvicorn.Config(harness.app, lifespan="off", **server_options())
         server = uvicorn.Server(config)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
