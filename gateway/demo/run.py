@@ -91,13 +91,32 @@ def _setup(work: Path, *, students: int, schools: int) -> DemoDeployment:
 
 @contextmanager
 def _processes(demo: DemoDeployment) -> Iterator[Any]:
-    env = {**os.environ, **demo.environ()}
     logs = demo.root / "logs"
     logs.mkdir(exist_ok=True)
-    bin_dir = Path(sys.executable).parent
-    registry = _spawn(
+    registry = spawn_registry(demo)
+    mediator = spawn_mediator(demo)
+
+    def stop_mediator() -> None:
+        stop(mediator, "mediator")
+
+    try:
+        wait_ready(f"{demo.registry_url}/api/openapi.json", registry, "registry")
+        wait_ready(f"{demo.mediator_url}/admin/health", mediator, "mediator")
+        console.print(
+            f"registry on {demo.registry_url}, mediator on {demo.mediator_url} "
+            f"(logs in {logs})"
+        )
+        yield stop_mediator
+    finally:
+        stop(mediator, "mediator")
+        stop(registry, "registry")
+
+
+def spawn_registry(demo: DemoDeployment) -> subprocess.Popen[bytes]:
+    """``registry-stub serve`` for the deployment, signing with its key."""
+    return _spawn(
         [
-            str(bin_dir / "registry-stub"),
+            str(Path(sys.executable).parent / "registry-stub"),
             "serve",
             "--db",
             str(demo.registry_db),
@@ -106,12 +125,18 @@ def _processes(demo: DemoDeployment) -> Iterator[Any]:
             "--signing-key",
             str(demo.registry_key_file),
         ],
-        env,
-        logs / "registry.log",
+        {**os.environ, **demo.environ()},
+        demo.root / "logs" / "registry.log",
     )
-    mediator = _spawn(
+
+
+def spawn_mediator(
+    demo: DemoDeployment, log_name: str = "mediator.log"
+) -> subprocess.Popen[bytes]:
+    """``mediator serve`` on the deployment's config, state and port."""
+    return _spawn(
         [
-            str(bin_dir / "mediator"),
+            str(Path(sys.executable).parent / "mediator"),
             "--config",
             str(demo.config_dir),
             "--state-dir",
@@ -120,24 +145,9 @@ def _processes(demo: DemoDeployment) -> Iterator[Any]:
             "--port",
             str(demo.mediator_port),
         ],
-        env,
-        logs / "mediator.log",
+        {**os.environ, **demo.environ()},
+        demo.root / "logs" / log_name,
     )
-
-    def stop_mediator() -> None:
-        _stop(mediator, "mediator")
-
-    try:
-        _wait_ready(f"{demo.registry_url}/api/openapi.json", registry, "registry")
-        _wait_ready(f"{demo.mediator_url}/admin/health", mediator, "mediator")
-        console.print(
-            f"registry on {demo.registry_url}, mediator on {demo.mediator_url} "
-            f"(logs in {logs})"
-        )
-        yield stop_mediator
-    finally:
-        _stop(mediator, "mediator")
-        _stop(registry, "registry")
 
 
 def _spawn(
@@ -150,7 +160,8 @@ def _spawn(
         )
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], name: str) -> None:
+    """Poll ``url`` until it answers 200; raise DemoError if the process exits."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -164,7 +175,8 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str) -> None:
     raise DemoError(f"{name} did not become ready at {url}")
 
 
-def _stop(process: subprocess.Popen[bytes], name: str) -> None:
+def stop(process: subprocess.Popen[bytes], name: str) -> None:
+    """SIGTERM, then wait; raise DemoError if it does not stop in time."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
