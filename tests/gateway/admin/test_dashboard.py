@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from PIL import Image
 
 from gateway.admin.auth import Role, add_key
 from gateway.identifiers import ClientId, ServiceId
@@ -19,6 +20,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.browser, pytest.mark.sockets]
 
 SCHOOLS = ServiceId(ClientId("WB", "GOV", "SED", "banglarshiksha"), "schools")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BAR_RGB = (0x2F, 0x6F, 0xB3)  # .bar { fill: #2f6fb3 } in gateway/admin/static
 
 
 async def test_the_dashboard_page_is_served_with_a_strict_policy(
@@ -49,9 +51,10 @@ async def test_the_charts_draw_the_exchanges(harness: Harness, tmp_path: Path) -
     try:
         while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
             await asyncio.sleep(0.05)
-        dom = await _dump_dom(
-            f"http://127.0.0.1:{port}/admin/dashboard/#key={key}", tmp_path
-        )
+        url = f"http://127.0.0.1:{port}/admin/dashboard/#key={key}"
+        dom = await _chromium(url, tmp_path, "--dump-dom")
+        shot = tmp_path / "dashboard.png"
+        await _chromium(url, tmp_path, f"--screenshot={shot}")
     finally:
         server.should_exit = True
         await serving
@@ -66,9 +69,14 @@ async def test_the_charts_draw_the_exchanges(harness: Harness, tmp_path: Path) -
     }
     assert 'data-exchanges="2"' in dom
     assert dom.count('class="bar') >= 9
+    # The screenshot shows the bars: pixels in the bar colour of dashboard.css.
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 24) or []
+    bar_pixels = sum(count for count, colour in colours if colour == BAR_RGB)
+    assert bar_pixels > 500
 
 
-async def _dump_dom(url: str, tmp_path: Path) -> str:
+async def _chromium(url: str, tmp_path: Path, action: str) -> str:
     assert CHROMIUM is not None
     process = await asyncio.create_subprocess_exec(
         CHROMIUM,
@@ -85,7 +93,7 @@ async def _dump_dom(url: str, tmp_path: Path) -> str:
         f"--user-data-dir={tmp_path / 'profile'}",
         "--virtual-time-budget=10000",
         "--window-size=1200,1000",
-        "--dump-dom",
+        action,
         url,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
