@@ -78,6 +78,10 @@ class ExchangeRecord:
     #: The node key that signed the response to the client (step 11).
     response_signature_kid: str | None = None
     durations_ms: dict[str, float] = field(default_factory=dict)
+    #: The request body as received and the response body as sent, for the
+    #: encrypted body log only: never in ``to_log()`` or ``to_event()``.
+    request_body: bytes | None = field(default=None, repr=False)
+    response_body: bytes | None = field(default=None, repr=False)
     _mark: float = field(default_factory=time.perf_counter)
 
     def enter(self, step: str) -> None:

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import click
 import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gateway.cli import CliContext, pass_cli
 from gateway.errors import ConfigError
@@ -33,6 +35,7 @@ from gateway.msglog import (
     verify_evidence,
     verify_log,
 )
+from gateway.msglog.bodies import BodyKeyError
 from gateway.msglog.records import DECISIONS
 from gateway.msglog.stores import store_from_settings
 from gateway.msglog.verify import VerifyReport, keys_from_keyring
@@ -106,18 +109,32 @@ def verify(cli: CliContext, jwks_file: Path | None) -> None:
 @command.command("export")
 @click.option("--message-id", required=True, help="The exchange's X-Road-Id.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--officer-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The security officer's X25519 private key (PEM): include the bodies.",
+)
 @_jwks_option
 @pass_cli
-def export(cli: CliContext, message_id: str, out: Path, jwks_file: Path | None) -> None:
+def export(
+    cli: CliContext,
+    message_id: str,
+    out: Path,
+    officer_key: Path | None,
+    jwks_file: Path | None,
+) -> None:
     """Write an evidence bundle (zip) for one exchange, checkable offline."""
     jwks = _read_jwks(cli, jwks_file)
+    private = None if officer_key is None else _officer_key(officer_key)
 
     async def run(store: LogStore) -> list[int]:
-        return await export_evidence(store, message_id, jwks, out)
+        return await export_evidence(store, message_id, jwks, out, officer_key=private)
 
     try:
         seqs = _with_store(cli, run)
-    except EvidenceError as exc:
+    except (EvidenceError, BodyKeyError) as exc:
+        out.unlink(missing_ok=True)
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {out}: records {', '.join(map(str, seqs))}")
 
@@ -210,6 +227,17 @@ def evidence_verify(bundle: Path, trusted_jwks: Path | None) -> None:
     for problem in report.problems or ["no records"]:
         click.echo(f"INVALID: {problem}")
     raise SystemExit(1)
+
+
+def _officer_key(path: Path) -> X25519PrivateKey:
+    """The officer's private key; a ClickException naming the file otherwise."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise click.ClickException(f"{path}: not an unencrypted PEM key") from exc
+    if not isinstance(key, X25519PrivateKey):
+        raise click.ClickException(f"{path}: an officer's key must be X25519")
+    return key
 
 
 def _open_store(cli: CliContext) -> LogStore:

@@ -6,7 +6,9 @@ A bundle is a zip that a third party checks offline, with nothing but the bundle
   of the checkpoint and the RFC 9162 inclusion path (hex);
 - ``records/<seq>.json``: each record's canonical bytes exactly as stored;
 - ``checkpoint.json``: the latest checkpoint, which covers every record;
-- ``jwks.json``: the node's public keys.
+- ``jwks.json``: the node's public keys;
+- ``bodies/...``: encrypted bodies and, if exported with the officer's key,
+  their plaintext (see :mod:`gateway.msglog.bodyevidence`).
 
 :func:`verify_evidence` checks, in order: the checkpoint's key is in the bundle,
 its signature is valid, and for each record the bytes match their hash, the record
@@ -25,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gateway.errors import NodeError, Reason
 from gateway.msglog import merkle, proofs
+from gateway.msglog.bodyevidence import body_files, body_problems
 from gateway.msglog.checkpoint import Checkpoint, load_jwks, verify_signature
 from gateway.msglog.records import parse, record_hash
 from gateway.msglog.store import LogStore, SearchQuery, StoredRecord
@@ -69,13 +73,19 @@ class EvidenceReport:
 
 
 async def export_evidence(
-    store: LogStore, message_id: str, public_keys_jwks: Mapping[str, Any], out: Path
+    store: LogStore,
+    message_id: str,
+    public_keys_jwks: Mapping[str, Any],
+    out: Path,
+    *,
+    officer_key: X25519PrivateKey | None = None,
 ) -> list[int]:
     """Write the evidence bundle of ``message_id`` to ``out``; returns the seqs.
 
-    Raises EvidenceError if no record has that message id or the latest checkpoint
-    does not cover all of them yet, and NodeError(LOG_UNAVAILABLE) if the store
-    fails.
+    With ``officer_key`` the encrypted bodies are included decrypted too. Raises
+    EvidenceError if no record has that message id or the latest checkpoint does
+    not cover all of them yet, BodyKeyError if the key does not open the bodies,
+    and NodeError(LOG_UNAVAILABLE) if the store fails.
     """
     rows = sorted(
         await store.search(SearchQuery(message_id=message_id, limit=MAX_RECORDS)),
@@ -95,7 +105,8 @@ async def export_evidence(
             _entry(row, checkpoint, path) for row, path in zip(rows, paths, strict=True)
         ],
     }
-    _write_zip(out, manifest, rows, checkpoint, public_keys_jwks)
+    files = await body_files(store, rows, officer_key)
+    _write_zip(out, manifest, rows, checkpoint, public_keys_jwks, files=files)
     return [row.seq for row in rows]
 
 
@@ -156,6 +167,8 @@ def _write_zip(
     rows: list[StoredRecord],
     checkpoint: Checkpoint,
     jwks: Mapping[str, Any],
+    *,
+    files: Mapping[str, bytes],
 ) -> None:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr(
@@ -167,6 +180,8 @@ def _write_zip(
         bundle.writestr(
             "jwks.json", orjson.dumps(dict(jwks), option=orjson.OPT_INDENT_2)
         )
+        for name, data in files.items():
+            bundle.writestr(name, data)
 
 
 def verify_evidence(
@@ -213,7 +228,8 @@ def _verify_bundle(
         seq = int(entry["seq"])
         seqs.append(seq)
         canonical = bundle.read(entry["file"])
-        problems.extend(_record_problems(seq, canonical, entry, message_id, checkpoint))
+        found = _record_problems(seq, canonical, entry, message_id, checkpoint)
+        problems.extend(found or body_problems(bundle, seq, parse(canonical)))
 
     return EvidenceReport(
         message_id=message_id,

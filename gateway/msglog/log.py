@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any
 import structlog
 
 from gateway.errors import NodeError, Reason
+from gateway.msglog.bodylog import BodyLog
 from gateway.msglog.checkpoint import (
     DEFAULT_ORIGIN,
     Checkpoint,
@@ -45,7 +47,9 @@ from gateway.msglog.store import LogStore, LogTail, StoreError
 
 logger = structlog.get_logger(__name__)
 
-_Pending = tuple[dict[str, Any], "asyncio.Future[Receipt]"]
+_Pending = tuple[dict[str, Any], "asyncio.Future[Receipt]", bytes | None]
+#: The request body as received and the response body as sent.
+Bodies = tuple[bytes | None, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,10 @@ class MessageLog:
         signer: CheckpointSigner | None = None,
         origin: str = DEFAULT_ORIGIN,
         clock: Callable[[], float] = time.time,
+        bodies: BodyLog | None = None,
     ) -> None:
         self._store = store
+        self._bodies = bodies
         self._window = group_commit_ms / 1000
         self._max = max(1, group_commit_max)
         self._interval = checkpoint_interval_s
@@ -129,22 +135,39 @@ class MessageLog:
         if self._signer is not None:
             self._sealer = asyncio.create_task(self._seal_loop(), name="msglog-sealer")
 
-    async def append(self, record: Mapping[str, Any]) -> Receipt:
+    async def append(
+        self, record: Mapping[str, Any], *, bodies: Bodies | None = None
+    ) -> Receipt:
         """Log one exchange record; returns once its transaction has committed.
 
-        Raises RecordError if the record is not valid or not canonical JSON (it is
-        not stored), and NodeError(LOG_UNAVAILABLE) if the log is not running or the
-        write failed.
+        For a service whose bodies are logged encrypted, ``bodies`` are encrypted
+        and stored beside the record in the same transaction, and the record gets
+        their digest. Raises RecordError if the record is not valid or not
+        canonical JSON (it is not stored), and NodeError(LOG_UNAVAILABLE) if the
+        log is not running, the data key cannot be stored or the write failed.
         """
         if self._writer is None or self._closing:
             raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="log_not_running")
 
+        row, stored = dict(record), None
+        if bodies is not None and self._bodies is not None:
+            row, stored = await self._seal_bodies(self._bodies, row, bodies)
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._pending.append((dict(record), future))
+        self._pending.append((row, future, stored))
         self._wakeup.set()
         if len(self._pending) >= self._max:
             self._full.set()
         return await future
+
+    async def _seal_bodies(
+        self, body_log: BodyLog, row: dict[str, Any], bodies: Bodies
+    ) -> tuple[dict[str, Any], bytes | None]:
+        service_id, message_id = row.get("service_id"), row.get("message_id")
+        if not body_log.encrypts(service_id) or not isinstance(message_id, str):
+            return row, None
+        key = await body_log.key()
+        sealed = body_log.seal(key, str(service_id), message_id, bodies)
+        return {**row, **sealed.fields}, sealed.stored
 
     async def checkpoint(self) -> Checkpoint | None:
         """Seal the committed records now; None if unsigned or nothing is new.
@@ -238,7 +261,7 @@ class MessageLog:
         except Exception as exc:  # noqa: BLE001 - every store failure must fail closed
             self._available = False
             logger.warning("msglog_write_failed", error=type(exc).__name__)
-            _fail_all([future for _, future in batch], "log_write_failed")
+            _fail_all([future for _, future, _ in batch], "log_write_failed")
             return
         finally:
             for future, error in failed:
@@ -346,9 +369,11 @@ def _seal_batch(
     sealed: list[tuple[SealedRecord, asyncio.Future[Receipt]]] = []
     failed: list[tuple[asyncio.Future[Receipt], RecordError]] = []
     seq, prev_hash = tail.size, tail.last_hash
-    for record, future in batch:
+    for record, future, bodies in batch:
         try:
             row = seal(record, seq, prev_hash)
+            if bodies is not None:
+                row = dataclasses.replace(row, bodies=bodies)
         except RecordError as exc:
             failed.append((future, exc))
             continue

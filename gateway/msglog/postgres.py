@@ -88,6 +88,14 @@ CREATE TABLE IF NOT EXISTS nodes (
     hash        BYTEA NOT NULL,
     PRIMARY KEY (height, idx)
 );
+CREATE TABLE IF NOT EXISTS bodies (
+    seq         BIGINT PRIMARY KEY,
+    entries     BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS body_keys (
+    label       TEXT PRIMARY KEY,
+    envelope    BYTEA NOT NULL
+);
 """
 
 _SAVE_NODES = """
@@ -101,6 +109,8 @@ JOIN unnest($1::integer[], $2::bigint[]) AS k(height, idx)
   ON n.height = k.height AND n.idx = k.idx
 """
 _READ_LEAVES = "SELECT seq, leaf_hash FROM records WHERE seq = ANY($1::bigint[])"
+
+_INSERT_BODIES = "INSERT INTO bodies (seq, entries) VALUES ($1, $2)"
 
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -166,6 +176,9 @@ class PostgresLogStore(PagedReads):
                     columns=_RECORD_COLUMNS,
                     schema_name=self._schema,
                 )
+                bodies = [(r.seq, r.bodies) for r in rows if r.bodies is not None]
+                if bodies:
+                    await conn.executemany(_INSERT_BODIES, bodies)
         self.transactions += 1
         return rows
 
@@ -270,6 +283,26 @@ class PostgresLogStore(PagedReads):
                 for row in await conn.fetch(_READ_NODES, heights, indexes):
                     found[(int(row[0]), int(row[1]))] = bytes(row[2])
         return found
+
+    async def save_body_key(self, label: str, envelope: bytes) -> None:
+        """Store a wrapped data key; a label already stored is kept."""
+        sql = "INSERT INTO body_keys VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        async with _translate("save_body_key"), self._conn() as conn:
+            await conn.execute(sql, label, envelope)
+
+    async def body_key(self, label: str) -> bytes | None:
+        """The wrapped data key stored under ``label``."""
+        sql = "SELECT envelope FROM body_keys WHERE label = $1"
+        async with _translate("read_body_key"), self._conn() as conn:
+            value = await conn.fetchval(sql, label)
+        return None if value is None else bytes(value)
+
+    async def bodies(self, seqs: list[int]) -> dict[int, bytes]:
+        """The stored body entries of ``seqs``."""
+        sql = "SELECT seq, entries FROM bodies WHERE seq = ANY($1::bigint[])"
+        async with _translate("read_bodies"), self._conn() as conn:
+            rows = await conn.fetch(sql, seqs)
+        return {int(row[0]): bytes(row[1]) for row in rows}
 
     # -- helpers ----------------------------------------------------------------------
 

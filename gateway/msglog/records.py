@@ -79,6 +79,8 @@ class SealedRecord:
     service_id: str | None
     decision: str
     subject_hash: str | None = None
+    #: The encrypted body entries stored beside the record (canonical JSON).
+    bodies: bytes | None = None
 
 
 def check_record(record: Mapping[str, Any]) -> None:

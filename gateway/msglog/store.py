@@ -163,6 +163,18 @@ class LogStore(Protocol):
         """
         ...
 
+    async def save_body_key(self, label: str, envelope: bytes) -> None:
+        """Store a wrapped body data key once; a label already stored is kept."""
+        ...
+
+    async def body_key(self, label: str) -> bytes | None:
+        """The wrapped body data key stored under ``label``."""
+        ...
+
+    async def bodies(self, seqs: list[int]) -> dict[int, bytes]:
+        """The encrypted body entries stored beside records ``seqs``."""
+        ...
+
 
 # -- SQLite -------------------------------------------------------------------------
 
@@ -200,9 +212,20 @@ CREATE TABLE IF NOT EXISTS nodes (
     hash        BLOB NOT NULL,
     PRIMARY KEY (height, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bodies (
+    seq         INTEGER PRIMARY KEY,
+    entries     BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS body_keys (
+    label       TEXT PRIMARY KEY,
+    envelope    BLOB NOT NULL
+);
 """
 
 SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
+_READ_BODIES = (
+    "SELECT seq, entries FROM bodies WHERE seq IN (SELECT value FROM json_each(?))"
+)
 _READ_LEAVES = (
     "SELECT seq, leaf_hash FROM records WHERE seq IN (SELECT value FROM json_each(?))"
 )
@@ -328,6 +351,23 @@ class SqliteLogStore(PagedReads):
             return {}
         return await self._run("read_nodes", self._read_nodes_sync, list(keys))
 
+    async def save_body_key(self, label: str, envelope: bytes) -> None:
+        """Store a wrapped data key; a label already stored is kept."""
+        sql = "INSERT OR IGNORE INTO body_keys (label, envelope) VALUES (?, ?)"
+        await self._run("save_body_key", self._one, sql, (label, envelope))
+
+    async def body_key(self, label: str) -> bytes | None:
+        """The wrapped data key stored under ``label``."""
+        sql = "SELECT envelope FROM body_keys WHERE label = ?"
+        row = await self._run("read_body_key", self._one, sql, (label,))
+        return None if row is None else bytes(row[0])
+
+    async def bodies(self, seqs: list[int]) -> dict[int, bytes]:
+        """The stored body entries of ``seqs``."""
+        sql = _READ_BODIES
+        rows = await self._run("read_bodies", self._all, sql, (orjson.dumps(seqs),))
+        return {int(row[0]): bytes(row[1]) for row in rows}
+
     # -- the database thread ----------------------------------------------------------
 
     async def _run(self, operation: str, func: Callable[..., T], *args: Any) -> T:
@@ -380,9 +420,10 @@ class SqliteLogStore(PagedReads):
             rows = seal(
                 LogTail(0, "") if last is None else LogTail(last[0] + 1, last[1])
             )
+            db.executemany(_INSERT, [columns(row) for row in rows])
             db.executemany(
-                _INSERT,
-                [columns(row) for row in rows],
+                "INSERT INTO bodies (seq, entries) VALUES (?, ?)",
+                [(row.seq, row.bodies) for row in rows if row.bodies is not None],
             )
             db.execute("COMMIT")
         except BaseException:
