@@ -62,7 +62,7 @@ from gateway.subjects import SubjectHasher
 from gateway.throttle import Throttle
 from gateway.upstream import Upstream, UpstreamResponse, identity_body
 from policies import Policies, check_consent, check_purpose, subject_of
-from policies.consent import ConsentStore
+from policies.consent import ConsentBackend
 from policies.purposes import Purpose
 
 _JSON = "application/json"
@@ -113,7 +113,7 @@ class ExchangePipeline:
         adapters: AdapterSet,
         authenticator: ClientAuthenticator,
         throttle: Throttle,
-        consents: ConsentStore,
+        consents: ConsentBackend,
         keyring: Keyring,
         upstream: Upstream,
         subjects: SubjectHasher,

@@ -12,7 +12,9 @@ one indexed query on a second, read-only connection, run directly on the event l
 a worker-thread hop costs several times the query itself. There is no cache: the
 store is read on every exchange, so a revocation committed by this node's writer is
 seen by the very next request (WAL readers see every committed transaction). The
-SQLite store belongs to one node; several nodes need one shared consent store.
+SQLite store belongs to one node; several nodes share
+:class:`policies.consentpg.PostgresConsentStore`, which has the same interface
+(:class:`ConsentBackend`) and is chosen by :func:`open_consent_store`.
 A failing database surfaces as :class:`~gateway.errors.NodeError`: the exchange
 fails closed.
 """
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import anyio
 
@@ -39,10 +41,12 @@ from policies.consentdb import (
     grant_many_sync,
     is_student_id,
 )
+from policies.consentpg import PostgresConsentStore
 from policies.consentsign import RevisionSigner
 from policies.purposes import Purpose
 
 __all__ = [
+    "ConsentBackend",
     "ConsentError",
     "ConsentRecord",
     "ConsentRevision",
@@ -50,9 +54,71 @@ __all__ = [
     "GrantedBy",
     "grant_many_sync",
     "is_student_id",
+    "open_consent_store",
 ]
 
 _T = TypeVar("_T")
+
+
+class ConsentBackend(Protocol):
+    """What a node needs of a consent store; SQLite and PostgreSQL stores are one."""
+
+    @property
+    def signed(self) -> bool: ...
+
+    async def grant(
+        self,
+        *,
+        subject: str,
+        client: ClientId,
+        purpose: Purpose,
+        granted_by_role: str,
+        granted_by_name: str,
+        subject_is_minor: bool,
+        valid_from: float,
+        valid_until: float,
+        actor: str,
+    ) -> ConsentRecord: ...
+
+    async def revoke(
+        self, consent_id: str, *, actor: str, at: float | None = None
+    ) -> ConsentRecord: ...
+
+    async def find_active(
+        self, subject: str, client: ClientId, purpose: Purpose, at: float
+    ) -> ConsentRecord | None: ...
+
+    async def get(self, consent_id: str) -> ConsentRecord | None: ...
+
+    async def list_for_subject(self, subject: str) -> list[ConsentRecord]: ...
+
+    async def history(self, consent_id: str) -> list[ConsentRevision]: ...
+
+    async def verify_history(self, consent_id: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+async def open_consent_store(
+    store: Literal["sqlite", "postgres"],
+    *,
+    sqlite_path: Path,
+    postgres_dsn: str | None = None,
+    postgres_schema: str | None = None,
+    signer: RevisionSigner | None = None,
+) -> ConsentBackend:
+    """The SQLite store at ``sqlite_path``, or the shared PostgreSQL store.
+
+    Raises ConsentError if ``postgres`` is chosen without a DSN or with a bad schema
+    name, and NodeError if the database cannot be opened.
+    """
+    if store == "sqlite":
+        return await ConsentStore.open(sqlite_path, signer=signer)
+    if not postgres_dsn:
+        raise ConsentError("a PostgreSQL consent store needs a DSN")
+    return await PostgresConsentStore.open(
+        postgres_dsn, schema=postgres_schema, signer=signer
+    )
 
 
 class ConsentStore:

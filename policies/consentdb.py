@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,16 +226,16 @@ def _insert(
     grant: Mapping[str, Any],
     signer: RevisionSigner | None,
 ) -> ConsentRecord:
-    record = _new_record(grant)
+    record = new_record(grant)
     connection.execute(
         _INSERT_CONSENT,
-        _row_of(record),
+        row_of(record),
     )
     _append_revision(connection, record, clock(), str(grant["actor"]), signer)
     return record
 
 
-def _new_record(grant: Mapping[str, Any]) -> ConsentRecord:
+def new_record(grant: Mapping[str, Any]) -> ConsentRecord:
     purpose: Purpose = grant["purpose"]
     subject, role = str(grant["subject"]), str(grant["granted_by_role"])
     name, actor = str(grant["granted_by_name"]).strip(), str(grant["actor"]).strip()
@@ -308,7 +308,7 @@ def find_active(
         "AND valid_from <= ? AND valid_until > ? ORDER BY valid_until DESC LIMIT 1",
         key,
     ).fetchone()
-    return None if row is None else _record_of(row)
+    return None if row is None else record_of(row)
 
 
 def get(connection: sqlite3.Connection, consent_id: str) -> ConsentRecord | None:
@@ -317,7 +317,7 @@ def get(connection: sqlite3.Connection, consent_id: str) -> ConsentRecord | None
         f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?",  # noqa: S608 (fixed column list)
         (consent_id,),
     ).fetchone()
-    return None if row is None else _record_of(row)
+    return None if row is None else record_of(row)
 
 
 def list_for_subject(
@@ -329,7 +329,7 @@ def list_for_subject(
         "ORDER BY valid_until DESC, consent_id",
         (subject,),
     ).fetchall()
-    return [_record_of(row) for row in rows]
+    return [record_of(row) for row in rows]
 
 
 def history(connection: sqlite3.Connection, consent_id: str) -> list[ConsentRevision]:
@@ -361,6 +361,22 @@ def verify_history(
     current = get(connection, consent_id)
     try:
         revisions = history(connection, consent_id)
+    except ValueError:
+        return False
+    return history_verifies(current, revisions, verifier)
+
+
+def history_verifies(
+    current: ConsentRecord | None,
+    revisions: list[ConsentRevision],
+    verifier: RevisionSigner | None = None,
+) -> bool:
+    """True if ``revisions`` form an intact chain that ends at ``current``.
+
+    The check :func:`verify_history` makes, on records already read from any store;
+    it returns False rather than raise for a snapshot that cannot be canonicalised.
+    """
+    try:
         intact = bool(revisions) and _chain_intact(revisions)
     except ValueError:
         return False
@@ -401,26 +417,47 @@ def _append_revision(
         (record.consent_id,),
     ).fetchone()
     number, prev_hash = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+    revision = seal_revision(
+        record, number=number, prev_hash=prev_hash, at=at, actor=actor, signer=signer
+    )
+    connection.execute(_INSERT_REVISION, revision_row(revision))
+
+
+def seal_revision(
+    record: ConsentRecord,
+    *,
+    number: int,
+    prev_hash: str,
+    at: float,
+    actor: str,
+    signer: RevisionSigner | None,
+) -> ConsentRevision:
+    """Revision ``number`` of ``record``, chained to ``prev_hash``, hashed and signed.
+
+    Raises NodeError if ``signer`` has no key that may sign.
+    """
     snapshot = record.snapshot()
     draft = ConsentRevision(
         record.consent_id, number, at, actor, record.state, snapshot, prev_hash, ""
     )
     digest = _hash(_revision_body(draft))
     kid, signature = (None, None) if signer is None else sign_revision(signer, digest)
-    connection.execute(
-        _INSERT_REVISION,
-        (
-            record.consent_id,
-            number,
-            at,
-            actor,
-            record.state,
-            rfc8785.dumps(snapshot).decode(),
-            prev_hash,
-            digest,
-            kid,
-            signature,
-        ),
+    return replace(draft, hash=digest, kid=kid, signature=signature)
+
+
+def revision_row(revision: ConsentRevision) -> tuple[Any, ...]:
+    """The stored columns of a revision, its snapshot as canonical JSON text."""
+    return (
+        revision.consent_id,
+        revision.revision,
+        revision.at,
+        revision.actor,
+        revision.state,
+        rfc8785.dumps(dict(revision.record)).decode(),
+        revision.prev_hash,
+        revision.hash,
+        revision.kid,
+        revision.signature,
     )
 
 
@@ -441,7 +478,7 @@ def _hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
 
 
-def _row_of(record: ConsentRecord) -> tuple[Any, ...]:
+def row_of(record: ConsentRecord) -> tuple[Any, ...]:
     return (
         record.consent_id,
         record.subject,
@@ -458,7 +495,7 @@ def _row_of(record: ConsentRecord) -> tuple[Any, ...]:
     )
 
 
-def _record_of(row: tuple[Any, ...]) -> ConsentRecord:
+def record_of(row: tuple[Any, ...]) -> ConsentRecord:
     return ConsentRecord(
         consent_id=row[0],
         subject=row[1],

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from gateway.errors import AccessDeniedError, Reason
 from gateway.identifiers import ClientId
-from policies.consent import ConsentRecord, ConsentStore
+from policies.consent import ConsentBackend, ConsentRecord
 from policies.purposes import LawfulBasis, Purpose
 
 
 async def check_consent(
-    store: ConsentStore,
+    store: ConsentBackend,
     purpose: Purpose,
     subject: str | None,
     client: ClientId,
