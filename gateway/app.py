@@ -191,7 +191,8 @@ async def _log_and_answer(
     response = _finish(node, outbound, record)
     record.enter("log")
     try:
-        await node.log.append(record.to_log())
+        bodies = (record.request_body, record.response_body)
+        await node.log.append(record.to_log(), bodies=bodies)
     except NodeError as exc:
         record.decision, record.reason = Decision.NODE_ERROR, exc.log_reason
         response = _finish(node, _failure(exc, record), record)
@@ -264,6 +265,7 @@ async def _run(
         record.request_bytes = exc.bytes_read
         raise
     record.request_bytes = len(body)
+    record.request_body = body
     record.request_body_sha256 = sha256_hex(body) if body else None
     record.client_digest_verified = check_client_digest(headers, body)
     metaservice = metaservice_of(raw_path)
@@ -315,6 +317,7 @@ def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Response:
     record.status = outbound.status
     record.response_body_sha256 = sha256_hex(outbound.body)
     record.response_bytes = len(outbound.body)
+    record.response_body = outbound.body
     try:
         key = node.keyring.active()
         headers.update(

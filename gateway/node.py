@@ -24,7 +24,7 @@ from gateway.hsm import HsmToken
 from gateway.keyring import Keyring
 from gateway.keywatch import KeyringWatcher
 from gateway.msglog.log import MessageLog
-from gateway.msglog.stores import store_from_settings
+from gateway.msglog.stores import body_log_for, store_from_settings
 from gateway.operations import Operations
 from gateway.replay import (
     MemoryReplayCache,
@@ -36,7 +36,7 @@ from gateway.secrets import Secret, read_passphrase
 from gateway.subjects import SubjectHasher
 from gateway.throttle import Throttle
 from gateway.upstream import Upstream, make_client
-from policies.consent import ConsentStore
+from policies.consent import ConsentBackend, open_consent_store
 
 log = structlog.get_logger("gateway.node")
 
@@ -47,7 +47,7 @@ class _Shared:
 
     replay: ReplayCache
     throttle: Throttle
-    consents: ConsentStore
+    consents: ConsentBackend
     keyring: Keyring
     upstream: Upstream
     subjects: SubjectHasher
@@ -79,7 +79,7 @@ class Node:
     deployment: Deployment
     keyring: Keyring
     log: MessageLog
-    consents: ConsentStore
+    consents: ConsentBackend
     upstream: Upstream
     pipeline: ExchangePipeline
     redis: aioredis.Redis | None
@@ -117,8 +117,10 @@ class Node:
             hsm=HsmToken.from_settings(hsm, deployment.path) if hsm else None,
         )
 
+        log_store = store_from_settings(settings.log, deployment.path)
         message_log = MessageLog(
-            store_from_settings(settings.log, deployment.path),
+            log_store,
+            bodies=body_log_for(deployment, log_store),
             group_commit_ms=settings.log.group_commit_ms,
             group_commit_max=settings.log.group_commit_max,
             checkpoint_interval_s=settings.log.checkpoint_interval_s,
@@ -126,8 +128,12 @@ class Node:
             origin=settings.node_id,
         )
         await message_log.start()
-        consents = await ConsentStore.open(
-            deployment.path(settings.consent_db), signer=keyring
+        consents = await open_consent_store(
+            settings.consent_store.store,
+            sqlite_path=deployment.path(settings.consent_db),
+            postgres_dsn=settings.consent_store.postgres_dsn,
+            postgres_schema=settings.consent_store.postgres_schema,
+            signer=keyring,
         )
 
         redis_client: aioredis.Redis | None = None

@@ -10,7 +10,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from gateway.yamlconf import Strict
 
@@ -60,6 +60,9 @@ class LogSettings(Strict):
     checkpoint_interval_s: float = Field(5.0, gt=0, le=3600)
     #: Key for the keyed hash of student ids in records (env variable name).
     subject_hash_key_env: str = "MEDIATOR_SUBJECT_HASH_KEY"
+    #: The security officers' X25519 public keys (``*.pem``), needed when a
+    #: service logs its bodies encrypted.
+    officer_keys_dir: str = "officers"
 
 
 class RedisSettings(Strict):
@@ -135,6 +138,22 @@ class AdminSettings(Strict):
     health_cache_s: float = Field(1.5, ge=0, le=60)
 
 
+class ConsentStoreSettings(Strict):
+    """Where consent records live: this node's SQLite file (``consent_db``), or a
+    PostgreSQL database that several nodes share."""
+
+    store: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_dsn: str | None = None
+    #: A schema of its own for the consent tables (a plain lower-case SQL name).
+    postgres_schema: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> ConsentStoreSettings:
+        if self.store == "postgres" and not self.postgres_dsn:
+            raise ValueError("store postgres needs postgres_dsn")
+        return self
+
+
 class NodeSettings(Strict):
     """The whole of ``node.yaml``."""
 
@@ -155,6 +174,7 @@ class NodeSettings(Strict):
     limits: LimitSettings = LimitSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     consent_db: str = "consent.db"
+    consent_store: ConsentStoreSettings = ConsentStoreSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     admin: AdminSettings = AdminSettings()
 

@@ -129,6 +129,7 @@ async def _dispatch(node: Node, scope: Scope, receive: Receive) -> Response:
         raise ResolutionError(Reason.UNKNOWN_SERVICE, log_reason="unknown_admin_path")
     _require(identity, route.roles)
     set_identity(scope, identity)
+    scope["path_params"] = route.match(path) or {}
     response = await route.handler(Request(scope, receive), node)
     if method not in ("GET", "HEAD") and response.status_code < 400:
         await _audit(node, scope, route, identity)
