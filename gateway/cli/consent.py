@@ -1,6 +1,7 @@
 """``mediator consent``: grant, revoke, list and verify consent records.
 
-The store is ``consent.db`` in the state directory; purposes come from
+The store is the one node.yaml chooses (``consent.db`` in the state directory by
+default), and revisions are signed with the node's keyring; purposes come from
 ``purposes.yaml`` in the config directory. The operator sees student ids in the
 tables printed here; nothing here writes them to a log.
 """
@@ -11,7 +12,6 @@ import getpass
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -20,7 +20,16 @@ import click
 from gateway.cli import CliContext, pass_cli
 from gateway.errors import ConfigError, MediatorError
 from gateway.identifiers import ClientId
-from policies.consent import ConsentError, ConsentRecord, ConsentStore
+from gateway.keyring import Keyring
+from gateway.secrets import read_passphrase
+from gateway.settings import NodeSettings
+from gateway.yamlconf import load_model
+from policies.consent import (
+    ConsentBackend,
+    ConsentError,
+    ConsentRecord,
+    open_consent_store,
+)
 from policies.purposes import Purpose, PurposeSet
 
 _T = TypeVar("_T")
@@ -62,7 +71,7 @@ def grant(
     )
     now = time.time()
 
-    async def run(store: ConsentStore) -> ConsentRecord:
+    async def run(store: ConsentBackend) -> ConsentRecord:
         return await store.grant(
             subject=subject,
             client=client,
@@ -86,7 +95,7 @@ def grant(
 def revoke(cli: CliContext, consent_id: str, actor: str | None) -> None:
     """Revoke a consent; it stops covering exchanges at once."""
 
-    async def run(store: ConsentStore) -> ConsentRecord:
+    async def run(store: ConsentBackend) -> ConsentRecord:
         return await store.revoke(consent_id, actor=_actor(actor))
 
     record = _with_store(cli, run)
@@ -99,7 +108,7 @@ def revoke(cli: CliContext, consent_id: str, actor: str | None) -> None:
 def list_(cli: CliContext, subject: str) -> None:
     """List the consents of one student."""
 
-    async def run(store: ConsentStore) -> list[ConsentRecord]:
+    async def run(store: ConsentBackend) -> list[ConsentRecord]:
         return await store.list_for_subject(subject)
 
     records = _with_store(cli, run)
@@ -131,7 +140,7 @@ def list_(cli: CliContext, subject: str) -> None:
 def verify(cli: CliContext, consent_id: str) -> None:
     """Check a consent's revision hash chain; exit 1 if it does not verify."""
 
-    async def run(store: ConsentStore) -> bool:
+    async def run(store: ConsentBackend) -> bool:
         return await store.verify_history(consent_id)
 
     if not _with_store(cli, run):
@@ -139,16 +148,37 @@ def verify(cli: CliContext, consent_id: str) -> None:
     click.echo(f"history of {consent_id} verifies")
 
 
-def _with_store(cli: CliContext, action: Callable[[ConsentStore], Awaitable[_T]]) -> _T:
-    async def main(path: Path) -> _T:
-        store = await ConsentStore.open(path)
+def _with_store(
+    cli: CliContext, action: Callable[[ConsentBackend], Awaitable[_T]]
+) -> _T:
+    """Run ``action`` on the store the node uses, signing with its keyring.
+
+    The store is the one node.yaml chooses (SQLite in the state directory, or the
+    shared PostgreSQL store). Revisions are signed with the node's keyring, as the
+    node signs them, so the passphrase must be set as for ``mediator keys``.
+    """
+
+    async def main() -> _T:
+        settings = load_model(cli.config_dir / "node.yaml", NodeSettings)
+        state = cli.state_dir()
+        keyring = Keyring.load(
+            settings.resolve(state, settings.keyring.path),
+            read_passphrase(settings.keyring.passphrase_env),
+        )
+        store = await open_consent_store(
+            settings.consent_store.store,
+            sqlite_path=settings.resolve(state, settings.consent_db),
+            postgres_dsn=settings.consent_store.postgres_dsn,
+            postgres_schema=settings.consent_store.postgres_schema,
+            signer=keyring,
+        )
         try:
             return await action(store)
         finally:
             await store.close()
 
     try:
-        return anyio.run(main, cli.state_dir() / "consent.db")
+        return anyio.run(main)
     except (ConsentError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     except MediatorError as exc:

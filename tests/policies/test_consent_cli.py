@@ -12,6 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
+from gateway.keyring import Keyring
+from gateway.secrets import Secret
 from tests.policies.conftest import CONFIG, student_id
 
 STUDENT = student_id(777)
@@ -20,11 +22,14 @@ Invoke = Callable[..., tuple[int, str]]
 
 
 @pytest.fixture
-def invoke(tmp_path: Path) -> Invoke:
+def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     config = tmp_path / "config"
     config.mkdir()
     shutil.copy(CONFIG / "purposes.yaml", config / "purposes.yaml")
+    shutil.copy(CONFIG / "node.yaml", config / "node.yaml")
     state = tmp_path / "state"
+    monkeypatch.setenv("MEDIATOR_KEY_PASSPHRASE", "consent-cli-test-passphrase")
+    Keyring.init(state / "keyring", Secret("consent-cli-test-passphrase"))
     runner = CliRunner()
 
     def run(*args: str) -> tuple[int, str]:
