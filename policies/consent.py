@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
 
@@ -41,6 +41,7 @@ from policies.consentdb import (
     grant_many_sync,
     is_student_id,
 )
+from policies.consentgrant import GrantApi
 from policies.consentpg import PostgresConsentStore
 from policies.consentsign import RevisionSigner
 from policies.purposes import Purpose
@@ -121,7 +122,7 @@ async def open_consent_store(
     )
 
 
-class ConsentStore:
+class ConsentStore(GrantApi):
     """Consent records in SQLite; open with :meth:`open`, end with :meth:`close`."""
 
     def __init__(
@@ -158,40 +159,7 @@ class ConsentStore:
             raise NodeError(Reason.INTERNAL_ERROR, log_reason="consent_store") from exc
         return cls(connection, clock, reader=reader, signer=signer)
 
-    @property
-    def signed(self) -> bool:
-        """Whether this store signs revisions and verifies their signatures."""
-        return self._signer is not None
-
-    async def grant(
-        self,
-        *,
-        subject: str,
-        client: ClientId,
-        purpose: Purpose,
-        granted_by_role: str,
-        granted_by_name: str,
-        subject_is_minor: bool,
-        valid_from: float,
-        valid_until: float,
-        actor: str,
-    ) -> ConsentRecord:
-        """Record a new active consent; raise ConsentError if it cannot be granted.
-
-        A minor's consent needs ``granted_by_role="guardian"``; the purpose's
-        lawful basis must be consent; the window must not be empty.
-        """
-        grant = {
-            "subject": subject,
-            "client": client,
-            "purpose": purpose,
-            "granted_by_role": granted_by_role,
-            "granted_by_name": granted_by_name,
-            "subject_is_minor": subject_is_minor,
-            "valid_from": valid_from,
-            "valid_until": valid_until,
-            "actor": actor,
-        }
+    async def _grant(self, grant: dict[str, Any]) -> ConsentRecord:
         return await self._run(
             partial(
                 consentdb.grant_one, self._connection, self._clock, grant, self._signer

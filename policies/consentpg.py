@@ -22,6 +22,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
 
@@ -39,6 +40,7 @@ from policies.consentdb import (
     row_of,
     seal_revision,
 )
+from policies.consentgrant import GrantApi
 from policies.consentsign import RevisionSigner
 from policies.purposes import Purpose
 
@@ -121,7 +123,7 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
     """Skip the pool's reset round trip: the store leaves no session state behind."""
 
 
-class PostgresConsentStore:
+class PostgresConsentStore(GrantApi):
     """Consent records in PostgreSQL; open with :meth:`open`, end with :meth:`close`.
 
     The same interface as :class:`policies.consent.ConsentStore`: ConsentError for
@@ -175,40 +177,7 @@ class PostgresConsentStore:
             raise
         return cls(pool, clock, signer=signer)
 
-    @property
-    def signed(self) -> bool:
-        """Whether this store signs revisions and verifies their signatures."""
-        return self._signer is not None
-
-    async def grant(
-        self,
-        *,
-        subject: str,
-        client: ClientId,
-        purpose: Purpose,
-        granted_by_role: str,
-        granted_by_name: str,
-        subject_is_minor: bool,
-        valid_from: float,
-        valid_until: float,
-        actor: str,
-    ) -> ConsentRecord:
-        """Record a new active consent; raise ConsentError if it cannot be granted.
-
-        A minor's consent needs ``granted_by_role="guardian"``; the purpose's
-        lawful basis must be consent; the window must not be empty.
-        """
-        grant = {
-            "subject": subject,
-            "client": client,
-            "purpose": purpose,
-            "granted_by_role": granted_by_role,
-            "granted_by_name": granted_by_name,
-            "subject_is_minor": subject_is_minor,
-            "valid_from": valid_from,
-            "valid_until": valid_until,
-            "actor": actor,
-        }
+    async def _grant(self, grant: dict[str, Any]) -> ConsentRecord:
         record = new_record(grant)
         revision = self._seal(record, 1, GENESIS, self._clock(), str(grant["actor"]))
         async with self._transaction() as conn:
