@@ -30,7 +30,7 @@ or failed, is logged.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -117,6 +117,7 @@ class ExchangePipeline:
         keyring: Keyring,
         upstream: Upstream,
         subjects: SubjectHasher,
+        log_ready: Callable[[], Awaitable[None]],
     ) -> None:
         self._settings = settings
         self._directory = directory
@@ -128,6 +129,7 @@ class ExchangePipeline:
         self._keyring = keyring
         self._upstream = upstream
         self._subjects = subjects
+        self._log_ready = log_ready
 
     async def run(self, request: Inbound, record: ExchangeRecord) -> Outbound:
         """Steps 2-10 for one framed request; raise MediatorError at the first."""
@@ -270,6 +272,7 @@ class ExchangePipeline:
     ) -> tuple[UpstreamResponse, tuple[str, str]]:
         # Step 8: sign and forward. The log must be writable before anything leaves.
         record.enter("forward")
+        await self._log_ready()
         url = forward.service.url + forward.path
         if forward.query:
             url = f"{url}?{forward.query}"

@@ -51,6 +51,7 @@ class _Shared:
     keyring: Keyring
     upstream: Upstream
     subjects: SubjectHasher
+    log: MessageLog
 
 
 def _build_pipeline(deployment: Deployment, shared: _Shared) -> ExchangePipeline:
@@ -71,6 +72,7 @@ def _build_pipeline(deployment: Deployment, shared: _Shared) -> ExchangePipeline
         keyring=shared.keyring,
         upstream=shared.upstream,
         subjects=shared.subjects,
+        log_ready=shared.log.ensure_writable,
     )
 
 
@@ -164,6 +166,7 @@ class Node:
             keyring=keyring,
             upstream=upstream,
             subjects=SubjectHasher.from_state(state, settings.log.subject_hash_key_env),
+            log=message_log,
         )
         pipeline = _build_pipeline(deployment, shared)
         log.info(

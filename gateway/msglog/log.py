@@ -116,6 +116,22 @@ class MessageLog:
         """The number of committed records."""
         return self._tree.size
 
+    async def ensure_writable(self) -> None:
+        """Raise NodeError(LOG_UNAVAILABLE) unless a record could be written now.
+
+        Called before an exchange leaves the node (DESIGN: fail closed): the log
+        must be known good, and the store must answer a probe. A failed probe
+        marks the log unavailable like a failed write; only a write clears it.
+        """
+        if not self.available:
+            raise StoreError("unavailable")
+        try:
+            await self._store.probe()
+        except NodeError:
+            self._available = False
+            logger.warning("msglog_probe_failed")
+            raise
+
     async def start(self) -> None:
         """Open the store and rebuild the frontier from the stored leaves.
 

@@ -18,6 +18,7 @@ keys derive from it, so logs in different schemas never contend.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
@@ -44,6 +45,7 @@ from gateway.msglog.store import (
     stored_record,
 )
 
+_PROBE_TIMEOUT_S = 1.0
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RECORD_COLUMNS = (
     "seq",
@@ -202,6 +204,19 @@ class PostgresLogStore(PagedReads):
                 return False
             self._sealer = conn
             return True
+
+    async def probe(self) -> None:
+        """One round trip within a second; StoreError if the database cannot answer.
+
+        A node learns of an outage from this probe before it forwards an exchange,
+        not from the failed write that would come only after the provider acted.
+        """
+        try:
+            async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                async with _translate("probe"), self._conn() as conn:
+                    await conn.execute("SELECT 1")
+        except TimeoutError as exc:
+            raise StoreError("probe") from exc
 
     async def tail(self) -> LogTail:
         """The record count (highest committed seq + 1) and the last hash."""

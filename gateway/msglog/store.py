@@ -96,6 +96,10 @@ class LogStore(Protocol):
     #: The number of record batches committed through this store object.
     transactions: int
 
+    async def probe(self) -> None:
+        """Raise StoreError unless the store answers now (before anything leaves)."""
+        ...
+
     async def open(self) -> None:
         """Create or open the database and its schema."""
         ...
@@ -297,6 +301,9 @@ class SqliteLogStore(PagedReads):
     async def claim_sealer(self) -> bool:
         """Always: one node writes an SQLite log."""
         return True
+
+    async def probe(self) -> None:
+        """Nothing to ask: the file is local, and a failed write fails the log."""
 
     async def tail(self) -> LogTail:
         """The record count and the last record's hash."""

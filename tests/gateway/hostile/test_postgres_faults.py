@@ -214,11 +214,6 @@ async def test_a_lost_log_database_refuses_exchanges_and_forwards_nothing(
     assert len(pg_node.forwarded) == seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: the log's availability is learnt only from a failed write, which "
-    "comes after the forward; the first exchange of an outage reaches the provider",
-)
 async def test_not_even_the_first_exchange_of_an_outage_is_forwarded(
     pg_node: PgNode,
 ) -> None:

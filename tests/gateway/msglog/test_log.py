@@ -308,3 +308,25 @@ async def test_checkpoints_racing_commits_never_rescan_the_whole_log(
     await log.close()
 
     assert rescans == []
+
+
+async def test_a_failed_probe_closes_the_log_before_anything_is_forwarded(
+    backend: Backend,
+) -> None:
+    store = backend.store()
+    log = MessageLog(store)
+    await log.start()
+    await log.ensure_writable()
+
+    async def down() -> None:
+        raise StoreError("probe")
+
+    setattr(store, "probe", down)  # noqa: B010
+
+    with pytest.raises(NodeError) as refused:
+        await log.ensure_writable()
+    available = log.available
+    await log.close()
+
+    assert refused.value.reason is Reason.LOG_UNAVAILABLE
+    assert available is False
