@@ -42,7 +42,7 @@ from bench.topology import REDIS_URL, redis_available, start_registry
 from gateway.directory import parse_jwks
 from gateway.keyring import Keyring, Signer, verify_raw
 from gateway.keywatch import announce
-from gateway.msglog.store import SqliteLogStore
+from gateway.msglog.sqlite import SqliteLogStore
 
 CHANNEL = "mediator:keyring"
 LEAD_S = 4

@@ -29,7 +29,8 @@ from gateway.errors import NodeError, PayloadError, Reason, ResolutionError
 from gateway.jsonbody import parse_json
 from gateway.metrics import key_facts
 from gateway.monitoring import MAX_PAGE, OpQuery
-from gateway.msglog.store import SearchQuery, SqliteLogStore
+from gateway.msglog.sqlite import SqliteLogStore
+from gateway.msglog.store import SearchQuery
 from gateway.msglog.verify import verify_log
 
 if TYPE_CHECKING:

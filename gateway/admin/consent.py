@@ -22,7 +22,8 @@ from gateway.admin.config import PREFIX, AdminRoute
 from gateway.errors import MediatorError
 from gateway.identifiers import ClientId
 from gateway.jsonbody import parse_json
-from gateway.msglog.store import SearchQuery, SqliteLogStore
+from gateway.msglog.sqlite import SqliteLogStore
+from gateway.msglog.store import SearchQuery
 from policies.consent import ConsentError, ConsentRecord, is_student_id
 
 if TYPE_CHECKING:

@@ -45,7 +45,8 @@ from gateway.errors import (
 )
 from gateway.framing import check_host, parse_headers
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
-from gateway.msglog.store import SqliteLogStore, StoreError
+from gateway.msglog.sqlite import SqliteLogStore
+from gateway.msglog.store import StoreError
 
 if TYPE_CHECKING:
     from gateway.node import Node

@@ -15,7 +15,8 @@ import orjson
 from rich.console import Console
 
 from gateway.demo.setup import DemoDeployment
-from gateway.msglog.store import SearchQuery, SqliteLogStore
+from gateway.msglog.sqlite import SqliteLogStore
+from gateway.msglog.store import SearchQuery
 
 console = Console()
 

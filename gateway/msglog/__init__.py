@@ -25,7 +25,8 @@ from gateway.msglog.evidence import (
 )
 from gateway.msglog.log import MessageLog, Receipt
 from gateway.msglog.records import RecordError
-from gateway.msglog.store import LogStore, SearchQuery, SqliteLogStore, StoreError
+from gateway.msglog.sqlite import SqliteLogStore
+from gateway.msglog.store import LogStore, SearchQuery, StoreError
 from gateway.msglog.verify import Problem, VerifyReport, verify_log
 
 __all__ = [

@@ -31,6 +31,7 @@ from gateway.msglog.checkpoint import Checkpoint
 from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
+    RECORD_INDEXES,
     SELECT_RECORDS,
     LogTail,
     PagedReads,
@@ -60,7 +61,7 @@ _RECORD_COLUMNS = (
     "subject_hash",
 )
 
-_DDL = """
+_DDL = f"""
 CREATE TABLE IF NOT EXISTS records (
     seq          BIGINT PRIMARY KEY,
     hash         TEXT NOT NULL,
@@ -73,13 +74,7 @@ CREATE TABLE IF NOT EXISTS records (
     decision     TEXT NOT NULL,
     subject_hash TEXT
 );
-CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
-CREATE INDEX IF NOT EXISTS records_message_id ON records (message_id);
-CREATE INDEX IF NOT EXISTS records_client_id ON records (client_id, ts);
-CREATE INDEX IF NOT EXISTS records_service_id ON records (service_id, ts);
-CREATE INDEX IF NOT EXISTS records_decision ON records (decision, ts);
-CREATE INDEX IF NOT EXISTS records_subject_hash ON records (subject_hash, ts);
-CREATE TABLE IF NOT EXISTS checkpoints (
+{RECORD_INDEXES}CREATE TABLE IF NOT EXISTS checkpoints (
     number      BIGSERIAL PRIMARY KEY,
     tree_size   BIGINT NOT NULL,
     body        BYTEA NOT NULL

@@ -1,29 +1,20 @@
-"""Where the message log is kept: the :class:`LogStore` interface and its SQLite store.
+"""Where the message log is kept: the :class:`LogStore` interface and what its
+stores share.
 
 A store keeps sealed records (canonical bytes as hashed, with their hashes and a few
 search columns) and checkpoints, which are only ever added. It checks nothing: the
 writer assigns sequence numbers and the verifier judges what it reads back. Every
-method may raise :class:`StoreError` when the database fails. PostgreSQL can serve
-the same interface from a module of its own.
-
-:class:`SqliteLogStore` is the embedded default: SQLite in WAL mode with
-``synchronous=FULL``. All its database work runs on one dedicated thread (stdlib
-:mod:`sqlite3` connections belong to the thread that made them), so calls are
-serialised in the order they were made and the event loop never blocks on a disk
-sync. Each batch of records is one ``BEGIN IMMEDIATE ... COMMIT`` transaction.
+method may raise :class:`StoreError` when the database fails. The stores are
+:class:`~gateway.msglog.sqlite.SqliteLogStore` (the embedded default) and
+:class:`~gateway.msglog.postgres.PostgresLogStore` (several nodes, one log).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import sqlite3
 from collections.abc import AsyncGenerator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import orjson
 
@@ -182,61 +173,19 @@ class LogStore(Protocol):
 
 # -- SQLite -------------------------------------------------------------------------
 
-T = TypeVar("T")
-
 CHUNK = 2000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    seq         INTEGER PRIMARY KEY,
-    hash        TEXT NOT NULL,
-    leaf_hash   BLOB NOT NULL,
-    canonical   BLOB NOT NULL,
-    ts          REAL NOT NULL,
-    message_id  TEXT NOT NULL,
-    client_id   TEXT,
-    service_id  TEXT,
-    decision    TEXT NOT NULL,
-    subject_hash TEXT
-);
+#: The search indexes of the records table, the same in every dialect.
+RECORD_INDEXES = """\
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 CREATE INDEX IF NOT EXISTS records_message_id ON records (message_id);
 CREATE INDEX IF NOT EXISTS records_client_id ON records (client_id, ts);
 CREATE INDEX IF NOT EXISTS records_service_id ON records (service_id, ts);
 CREATE INDEX IF NOT EXISTS records_decision ON records (decision, ts);
 CREATE INDEX IF NOT EXISTS records_subject_hash ON records (subject_hash, ts);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    number      INTEGER PRIMARY KEY AUTOINCREMENT,
-    tree_size   INTEGER NOT NULL,
-    body        BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    height      INTEGER NOT NULL,
-    idx         INTEGER NOT NULL,
-    hash        BLOB NOT NULL,
-    PRIMARY KEY (height, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS bodies (
-    seq         INTEGER PRIMARY KEY,
-    entries     BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS body_keys (
-    label       TEXT PRIMARY KEY,
-    envelope    BLOB NOT NULL
-);
 """
 
 SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
-_READ_BODIES = (
-    "SELECT seq, entries FROM bodies WHERE seq IN (SELECT value FROM json_each(?))"
-)
-_READ_LEAVES = (
-    "SELECT seq, leaf_hash FROM records WHERE seq IN (SELECT value FROM json_each(?))"
-)
-_READ_NODES = (
-    "SELECT idx, hash FROM nodes "
-    "WHERE height = ? AND idx IN (SELECT value FROM json_each(?))"
-)
 
 
 class PagedReads:
@@ -265,241 +214,10 @@ class PagedReads:
                 yield [stored_record(row) for row in rows]
 
 
-class SqliteLogStore(PagedReads):
-    """A :class:`~gateway.msglog.store.LogStore` in one SQLite file.
-
-    Every method raises :class:`~gateway.msglog.store.StoreError` if SQLite fails,
-    and before :meth:`open`. ``transactions`` counts committed record batches.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.transactions = 0
-        self._db: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def open(self) -> None:
-        """Create the file and schema if needed; WAL, ``synchronous=FULL``."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="msglog-sqlite")
-        await self._run("open", self._open_sync)
-
-    async def close(self) -> None:
-        """Close the connection and stop the database thread."""
-        if self._executor is None:
-            return
-        await self._run("close", self._close_sync)
-        self._executor.shutdown(wait=True)
-        self._executor = None
-
-    async def append_sealing(self, seal: SealFn) -> list[SealedRecord]:
-        """Seal after the stored tail and insert, in one ``BEGIN IMMEDIATE``."""
-        rows = await self._run("append", self._append_sync, seal)
-        self.transactions += 1
-        return rows
-
-    async def claim_sealer(self) -> bool:
-        """Always: one node writes an SQLite log."""
-        return True
-
-    async def probe(self) -> None:
-        """Nothing to ask: the file is local, and a failed write fails the log."""
-
-    async def tail(self) -> LogTail:
-        """The record count and the last record's hash."""
-        row = await self._run(
-            "tail", self._one, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
-        )
-        return LogTail(0, "") if row is None else LogTail(row[0] + 1, row[1])
-
-    async def get_range(self, start: int, stop: int) -> list[StoredRecord]:
-        """The records with ``start <= seq < stop``."""
-        sql = f"{SELECT_RECORDS} WHERE seq >= ? AND seq < ? ORDER BY seq"
-        rows = await self._run("read", self._all, sql, (start, stop))
-        return [stored_record(row) for row in rows]
-
-    async def search(self, query: SearchQuery) -> list[StoredRecord]:
-        """Records matching ``query``, newest first."""
-        sql, params = _search_sql(query)
-        rows = await self._run("search", self._all, sql, params)
-        return [stored_record(row) for row in rows]
-
-    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Add a checkpoint row; rows are never updated."""
-        await self._run("checkpoint", self._save_checkpoint_sync, checkpoint)
-
-    async def checkpoints(self) -> list[StoredCheckpoint]:
-        """Every checkpoint in insertion order."""
-        sql = "SELECT number, body FROM checkpoints ORDER BY number"
-        rows = await self._run("read_checkpoints", self._all, sql, ())
-        return [StoredCheckpoint(row[0], checkpoint_or_none(row[1])) for row in rows]
-
-    async def latest_checkpoint(self) -> Checkpoint | None:
-        """The checkpoint saved last."""
-        sql = "SELECT body FROM checkpoints ORDER BY number DESC LIMIT 1"
-        row = await self._run("read_checkpoints", self._one, sql)
-        if row is None:
-            return None
-        checkpoint = checkpoint_or_none(row[0])
-        if checkpoint is None:
-            raise StoreError("read_checkpoints")
-        return checkpoint
-
-    async def save_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        """Insert interior nodes, ignoring ones already stored."""
-        if nodes:
-            await self._run("save_nodes", self._save_nodes_sync, list(nodes))
-
-    async def read_nodes(
-        self, keys: Sequence[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
-        """Node hashes by ``(height, index)`` in one call on the database thread."""
-        if not keys:
-            return {}
-        return await self._run("read_nodes", self._read_nodes_sync, list(keys))
-
-    async def save_body_key(self, label: str, envelope: bytes) -> None:
-        """Store a wrapped data key; a label already stored is kept."""
-        sql = "INSERT OR IGNORE INTO body_keys (label, envelope) VALUES (?, ?)"
-        await self._run("save_body_key", self._one, sql, (label, envelope))
-
-    async def body_key(self, label: str) -> bytes | None:
-        """The wrapped data key stored under ``label``."""
-        sql = "SELECT envelope FROM body_keys WHERE label = ?"
-        row = await self._run("read_body_key", self._one, sql, (label,))
-        return None if row is None else bytes(row[0])
-
-    async def bodies(self, seqs: list[int]) -> dict[int, bytes]:
-        """The stored body entries of ``seqs``."""
-        sql = _READ_BODIES
-        rows = await self._run("read_bodies", self._all, sql, (orjson.dumps(seqs),))
-        return {int(row[0]): bytes(row[1]) for row in rows}
-
-    # -- the database thread ----------------------------------------------------------
-
-    async def _run(self, operation: str, func: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            raise StoreError(f"{operation}_not_open")
-        loop = asyncio.get_running_loop()
-        call = functools.partial(func, *args)
-        try:
-            return await loop.run_in_executor(self._executor, call)
-        except (sqlite3.Error, ValueError) as exc:
-            raise StoreError(operation) from exc
-
-    async def _pages(self, select: str, start: int) -> AsyncGenerator[list[Any], None]:
-        sql = f"{select} WHERE seq >= ? ORDER BY seq LIMIT {CHUNK}"
-        position = start
-        while True:
-            rows = await self._run("read", self._all, sql, (position,))
-            if not rows:
-                return
-            yield rows
-            position = rows[-1][0] + 1
-
-    def _open_sync(self) -> None:
-        if self._db is not None:
-            return
-        db = sqlite3.connect(self.path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        _migrate(db)
-        db.executescript(_SCHEMA)
-        self._db = db
-
-    def _close_sync(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise sqlite3.ProgrammingError("the message log store is not open")
-        return self._db
-
-    def _append_sync(self, seal: SealFn) -> list[SealedRecord]:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            last = db.execute(
-                "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            rows = seal(
-                LogTail(0, "") if last is None else LogTail(last[0] + 1, last[1])
-            )
-            db.executemany(_INSERT, [columns(row) for row in rows])
-            db.executemany(
-                "INSERT INTO bodies (seq, entries) VALUES (?, ?)",
-                [(row.seq, row.bodies) for row in rows if row.bodies is not None],
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return rows
-
-    def _save_checkpoint_sync(self, checkpoint: Checkpoint) -> None:
-        self._conn().execute(
-            "INSERT INTO checkpoints (tree_size, body) VALUES (?, ?)",
-            (checkpoint.tree_size, checkpoint.to_json()),
-        )
-
-    def _save_nodes_sync(self, nodes: list[tuple[int, int, bytes]]) -> None:
-        db = self._conn()
-        db.execute("BEGIN")
-        try:
-            db.executemany(
-                "INSERT OR IGNORE INTO nodes (height, idx, hash) VALUES (?, ?, ?)",
-                nodes,
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    def _read_nodes_sync(
-        self, keys: list[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
-        db = self._conn()
-        found: dict[tuple[int, int], bytes] = {}
-        by_height: dict[int, list[int]] = {}
-        for height, index in keys:
-            by_height.setdefault(height, []).append(index)
-        for height, indexes in by_height.items():
-            ids = orjson.dumps(indexes)
-            if height == 0:
-                rows = db.execute(_READ_LEAVES, (ids,))
-            else:
-                rows = db.execute(_READ_NODES, (height, ids))
-            for index, value in rows:
-                found[(height, int(index))] = bytes(value)
-        return found
-
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn().execute(sql, params).fetchone()
-
-    def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        return self._conn().execute(sql, params).fetchall()
-
-
 COLUMNS = (
     "seq, hash, leaf_hash, canonical, ts, message_id, client_id, service_id, "
     "decision, subject_hash"
 )
-
-
-_INSERT = (
-    "INSERT INTO records (seq, hash, leaf_hash, canonical, ts, message_id, "
-    "client_id, service_id, decision, subject_hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Add the columns a log written by an earlier version lacks."""
-    have = {row[1] for row in db.execute("PRAGMA table_info(records)")}
-    if have and "subject_hash" not in have:
-        db.execute("ALTER TABLE records ADD COLUMN subject_hash TEXT")
 
 
 def columns(r: SealedRecord) -> tuple[Any, ...]:
@@ -555,10 +273,3 @@ def search_clauses(
             params.append(value)
             clauses.append(condition + placeholder(len(params)))
     return clauses, params
-
-
-def _search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
-    clauses, params = search_clauses(query, lambda _: "?")
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    params.append(query.limit)
-    return f"{SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ?", params

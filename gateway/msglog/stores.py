@@ -10,7 +10,8 @@ from gateway.errors import ConfigError
 from gateway.msglog.bodies import load_officer_keys
 from gateway.msglog.bodylog import BodyLog
 from gateway.msglog.postgres import PostgresLogStore
-from gateway.msglog.store import LogStore, SqliteLogStore
+from gateway.msglog.sqlite import SqliteLogStore
+from gateway.msglog.store import LogStore
 from gateway.settings import LogSettings
 
 if TYPE_CHECKING:

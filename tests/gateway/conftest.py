@@ -21,7 +21,7 @@ from gateway.demo.setup import DemoDeployment, prepare
 from gateway.deployment import load_deployment
 from gateway.identifiers import ClientId
 from gateway.keyring import SigningKey
-from gateway.msglog.store import SqliteLogStore
+from gateway.msglog.sqlite import SqliteLogStore
 from gateway.node import Node
 from gateway.signing import sign_response
 from registry_stub.app import create_app as create_registry

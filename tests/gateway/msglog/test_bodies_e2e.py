@@ -17,7 +17,7 @@ from gateway.demo.setup import DemoDeployment
 from gateway.msglog.bodies import BodyKeyError
 from gateway.msglog.checkpoint import load_jwks
 from gateway.msglog.evidence import export_evidence, verify_evidence
-from gateway.msglog.store import SqliteLogStore
+from gateway.msglog.sqlite import SqliteLogStore
 from gateway.msglog.verify import verify_log
 from tests.gateway.conftest import KANYASHREE, Harness
 from tests.gateway.test_exchange import _girl, _grant, _verify, _verify_body
