@@ -67,12 +67,13 @@ CREATE TABLE IF NOT EXISTS consent_revisions (
 );
 """
 
-_COLUMNS = (
+#: The consents table's columns, in the order records are built from (both stores).
+CONSENT_COLUMNS = (
     "consent_id, subject, client, purpose_id, purpose_version, granted_by_role, "
     "granted_by_name, valid_from, valid_until, state, revoked_at, revoked_by"
 )
 _PLACES = ", ".join("?" * 12)
-_INSERT_CONSENT = f"INSERT INTO consents ({_COLUMNS}) VALUES ({_PLACES})"  # noqa: S608 (constants)
+_INSERT_CONSENT = f"INSERT INTO consents ({CONSENT_COLUMNS}) VALUES ({_PLACES})"  # noqa: S608 (constants)
 _INSERT_REVISION = (
     "INSERT INTO consent_revisions (consent_id, revision, at, actor, state, "
     "record, prev_hash, hash, kid, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -303,7 +304,7 @@ def find_active(
 ) -> ConsentRecord | None:
     """The active consent for (subject, client, purpose, version) covering ``at``."""
     row = connection.execute(
-        f"SELECT {_COLUMNS} FROM consents WHERE subject = ? AND client = ? "  # noqa: S608 (fixed column list)
+        f"SELECT {CONSENT_COLUMNS} FROM consents WHERE subject = ? AND client = ? "  # noqa: S608 (fixed column list)
         "AND purpose_id = ? AND purpose_version = ? AND state = 'active' "
         "AND valid_from <= ? AND valid_until > ? ORDER BY valid_until DESC LIMIT 1",
         key,
@@ -314,7 +315,7 @@ def find_active(
 def get(connection: sqlite3.Connection, consent_id: str) -> ConsentRecord | None:
     """One consent by id, or None."""
     row = connection.execute(
-        f"SELECT {_COLUMNS} FROM consents WHERE consent_id = ?",  # noqa: S608 (fixed column list)
+        f"SELECT {CONSENT_COLUMNS} FROM consents WHERE consent_id = ?",  # noqa: S608 (fixed column list)
         (consent_id,),
     ).fetchone()
     return None if row is None else record_of(row)
@@ -325,7 +326,7 @@ def list_for_subject(
 ) -> list[ConsentRecord]:
     """Every consent of one student, latest ``valid_until`` first."""
     rows = connection.execute(
-        f"SELECT {_COLUMNS} FROM consents WHERE subject = ? "  # noqa: S608 (fixed column list)
+        f"SELECT {CONSENT_COLUMNS} FROM consents WHERE subject = ? "  # noqa: S608 (fixed column list)
         "ORDER BY valid_until DESC, consent_id",
         (subject,),
     ).fetchall()

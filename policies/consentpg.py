@@ -29,6 +29,7 @@ import asyncpg
 from gateway.errors import NodeError, Reason
 from gateway.identifiers import ClientId
 from policies.consentdb import (
+    CONSENT_COLUMNS,
     GENESIS,
     ConsentError,
     ConsentRecord,
@@ -81,12 +82,8 @@ CREATE TABLE IF NOT EXISTS consent_revisions (
 );
 """
 
-_COLUMNS = (
-    "consent_id, subject, client, purpose_id, purpose_version, granted_by_role, "
-    "granted_by_name, valid_from, valid_until, state, revoked_at, revoked_by"
-)
 _INSERT_CONSENT = (
-    f"INSERT INTO consents ({_COLUMNS}) "  # noqa: S608 (fixed column list)
+    f"INSERT INTO consents ({CONSENT_COLUMNS}) "  # noqa: S608 (fixed column list)
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
 _INSERT_REVISION = (
@@ -95,14 +92,14 @@ _INSERT_REVISION = (
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 )
 _FIND_ACTIVE = (
-    f"SELECT {_COLUMNS} FROM consents WHERE subject = $1 AND client = $2 "  # noqa: S608 (fixed column list)
+    f"SELECT {CONSENT_COLUMNS} FROM consents WHERE subject = $1 AND client = $2 "  # noqa: S608 (fixed column list)
     "AND purpose_id = $3 AND purpose_version = $4 AND state = 'active' "
     "AND valid_from <= $5 AND valid_until > $5 ORDER BY valid_until DESC LIMIT 1"
 )
-_GET = f"SELECT {_COLUMNS} FROM consents WHERE consent_id = $1"  # noqa: S608 (fixed column list)
+_GET = f"SELECT {CONSENT_COLUMNS} FROM consents WHERE consent_id = $1"  # noqa: S608 (fixed column list)
 _LOCK = f"{_GET} FOR UPDATE"
 _LIST = (
-    f"SELECT {_COLUMNS} FROM consents WHERE subject = $1 "  # noqa: S608 (fixed column list)
+    f"SELECT {CONSENT_COLUMNS} FROM consents WHERE subject = $1 "  # noqa: S608 (fixed column list)
     "ORDER BY valid_until DESC, consent_id"
 )
 _HISTORY = (
