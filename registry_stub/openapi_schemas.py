@@ -15,7 +15,6 @@ def _ref(name: str) -> dict[str, str]:
 
 
 _DATE = {"type": "string", "format": "date"}
-_NULLABLE_OBJECT = {"type": ["object", "null"]}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
