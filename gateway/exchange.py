@@ -99,6 +99,8 @@ class _Forward:
     query: str
     body: bytes
     content_type: str | None
+    #: The body as a document (canonical after an adapter), parsed once.
+    document: Any = None
 
 
 class ExchangePipeline:
@@ -228,6 +230,7 @@ class ExchangePipeline:
                 target.query,
                 body,
                 content_type,
+                parsed,
             )
 
         record.adapter = adapter.name
@@ -242,6 +245,7 @@ class ExchangePipeline:
             mapped.query,
             mapped_body,
             _JSON if mapped.body is not None else None,
+            mapped.body,
         )
 
     async def _consent(
@@ -252,8 +256,7 @@ class ExchangePipeline:
         forward: _Forward,
         record: ExchangeRecord,
     ) -> None:
-        canonical = parse_json(forward.body) if forward.body else None
-        subject = subject_of(purpose, params, canonical)
+        subject = subject_of(purpose, params, forward.document)
         if subject is not None:
             record.subject_hash = self._subjects.hash(subject)
         consent = await check_consent(
