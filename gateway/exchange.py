@@ -221,8 +221,7 @@ class ExchangePipeline:
             )
             body = _strip_bom(body)
         if adapter is None:
-            # The service root is the service's URL itself, never URL + "/".
-            endpoint = "" if target.endpoint_encoded == "/" else target.endpoint_encoded
+            endpoint = _service_relative(target.endpoint_encoded)
             return _Forward(
                 service,
                 request.method,
@@ -414,13 +413,20 @@ def _strip_bom(body: bytes) -> bytes:
 
 
 def _encode_path(path: str) -> str:
+    """An adapter's decoded endpoint path, encoded once for the provider."""
     if not path.startswith("/"):
         path = "/" + path
-    if path == "/":
-        return ""
-    return "/".join(
-        quote(segment, safe="!$&'()*+,;=:@-._~") for segment in path.split("/")
+    return _service_relative(
+        "/".join(
+            quote(segment, safe="!$&'()*+,;=:@-._~") for segment in path.split("/")
+        )
     )
+
+
+def _service_relative(encoded: str) -> str:
+    """What follows the service's URL: the service root is the URL itself, never
+    URL + "/" (which a provider may answer with a redirect)."""
+    return "" if encoded == "/" else encoded
 
 
 def _content_type(response: UpstreamResponse) -> str | None:
