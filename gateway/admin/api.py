@@ -9,6 +9,7 @@ public keys and the dashboard's figures. Handlers are functions of
 from __future__ import annotations
 
 import time
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -25,13 +26,13 @@ from gateway.admin.framework import (
     query_number,
 )
 from gateway.admin.health import environment
-from gateway.errors import NodeError, PayloadError, Reason, ResolutionError
+from gateway.errors import PayloadError, Reason, ResolutionError
 from gateway.jsonbody import parse_json
 from gateway.metrics import key_facts
 from gateway.monitoring import MAX_PAGE, OpQuery
-from gateway.msglog.sqlite import SqliteLogStore
-from gateway.msglog.store import SearchQuery
-from gateway.msglog.verify import verify_log
+from gateway.msglog import officer
+from gateway.msglog.store import LogStore, SearchQuery
+from gateway.msglog.stores import reading_store
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -118,11 +119,8 @@ async def log_search(request: Request, node: Node) -> Response:
         until=query_number(request, "until", 0) if until is not None else None,
         limit=limit,
     )
-    store = await _open_store(node)
-    try:
+    async with _reading(node) as store:
         found = await store.search(query)
-    finally:
-        await store.close()
     records = [
         {"seq": r.seq, "hash": r.hash, "record": orjson.loads(r.canonical)}
         for r in found
@@ -132,29 +130,18 @@ async def log_search(request: Request, node: Node) -> Response:
 
 async def log_verify(request: Request, node: Node) -> Response:
     """Verify the whole message log against the node's public keys."""
-    keys = {kid: e.public_key for kid, e in node.keyring.public_keys().items()}
-    store = await _open_store(node)
-    try:
-        report = await verify_log(store, keys)
-    finally:
-        await store.close()
+    entries = node.keyring.public_keys()
+    keys = {kid: e.public_key for kid, e in entries.items()}
+    revoked = {kid: float(e.revoked_at) for kid, e in entries.items() if e.revoked_at}
+    async with _reading(node) as store:
+        summary = await officer.verify_summary(store, keys, revoked_at=revoked)
     note_change(
         request,
         "log.verify",
         node.deployment.settings.node_id,
-        {"ok": report.ok, "records": report.records},
+        {"ok": summary["ok"], "records": summary["records"]},
     )
-    problem = report.problem
-    return JSONResponse(
-        {
-            "ok": report.ok,
-            "records": report.records,
-            "checkpoints": report.checkpoints,
-            "signatures_verified": report.signatures_verified,
-            "consistency_verified": report.consistency_verified,
-            "problem": None if problem is None else str(problem),
-        }
-    )
+    return JSONResponse(summary)
 
 
 async def keys(_request: Request, node: Node) -> Response:
@@ -184,13 +171,8 @@ async def dashboard(request: Request, node: Node) -> Response:
     return JSONResponse(summary)
 
 
-async def _open_store(node: Node) -> SqliteLogStore:
-    settings = node.deployment.settings
-    if settings.log.store != "sqlite":
-        raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="officer_sqlite_only")
-    store = SqliteLogStore(node.deployment.path(settings.log.sqlite_path))
-    await store.open()
-    return store
+def _reading(node: Node) -> AbstractAsyncContextManager[LogStore]:
+    return reading_store(node.deployment.settings.log, node.deployment.path)
 
 
 async def _json_body(request: Request) -> Any:

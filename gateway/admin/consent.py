@@ -22,8 +22,8 @@ from gateway.admin.config import PREFIX, AdminRoute
 from gateway.errors import MediatorError
 from gateway.identifiers import ClientId
 from gateway.jsonbody import parse_json
-from gateway.msglog.sqlite import SqliteLogStore
 from gateway.msglog.store import SearchQuery
+from gateway.msglog.stores import reading_store
 from policies.consent import ConsentError, ConsentRecord, is_student_id
 
 if TYPE_CHECKING:
@@ -199,14 +199,9 @@ async def exchanges(request: Request, node: Node) -> Response:
     query = SearchQuery(
         subject_hash=node.shared.subjects.hash(body.subject), limit=body.limit
     )
-    store = SqliteLogStore(
-        node.deployment.path(node.deployment.settings.log.sqlite_path)
-    )
-    await store.open()
-    try:
+    settings = node.deployment.settings
+    async with reading_store(settings.log, node.deployment.path) as store:
         found = await store.search(query)
-    finally:
-        await store.close()
     return JSONResponse({"exchanges": [_exchange(r.canonical) for r in found]})
 
 

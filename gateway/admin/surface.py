@@ -45,8 +45,8 @@ from gateway.errors import (
 )
 from gateway.framing import check_host, parse_headers
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
-from gateway.msglog.sqlite import SqliteLogStore
 from gateway.msglog.store import StoreError
+from gateway.msglog.stores import reading_store
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -186,16 +186,13 @@ async def _metrics(node: Node) -> Response:
     ops = node.ops
     settings = node.deployment.settings
     checkpoint_size, checkpoint_ts = 0, None
-    if settings.log.store == "sqlite":
-        store = SqliteLogStore(node.deployment.path(settings.log.sqlite_path))
-        try:
-            await store.open()
+    try:
+        async with reading_store(settings.log, node.deployment.path) as store:
             latest = await store.latest_checkpoint()
-            await store.close()
-        except StoreError:
-            latest = None
-        if latest is not None:
-            checkpoint_size, checkpoint_ts = latest.tree_size, latest.timestamp
+    except StoreError:
+        latest = None
+    if latest is not None:
+        checkpoint_size, checkpoint_ts = latest.tree_size, latest.timestamp
     ops.metrics.set_log(
         available=node.log.available,
         size=node.log.size,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,24 @@ def store_from_settings(
     if not settings.postgres_dsn:
         raise ConfigError("node.yaml", "log.store postgres needs log.postgres_dsn")
     return PostgresLogStore(settings.postgres_dsn)
+
+
+@asynccontextmanager
+async def reading_store(
+    settings: LogSettings, resolve: Callable[[str], Path]
+) -> AsyncIterator[LogStore]:
+    """A store of its own for reading the log beside the node's writer (searches,
+    verification, metrics), opened and closed around the block.
+
+    A separate store keeps long reads off the writer's connection (SQLite's
+    writer runs on one thread). Raises ConfigError or StoreError.
+    """
+    store = store_from_settings(settings, resolve)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def body_log_for(deployment: Deployment, store: LogStore) -> BodyLog | None:
