@@ -191,7 +191,9 @@ async def _log_and_answer(
     response = _finish(node, outbound, record)
     record.enter("log")
     try:
-        bodies = (record.request_body, record.response_body)
+        # A request logged in step 8 has its body in its own record.
+        request_body = None if record.request_logged else record.request_body
+        bodies = (request_body, record.response_body)
         await node.log.append(record.to_log(), bodies=bodies)
     except NodeError as exc:
         record.decision, record.reason = Decision.NODE_ERROR, exc.log_reason

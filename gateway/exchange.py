@@ -13,14 +13,18 @@ The steps, as ``shared/DESIGN.md`` numbers them, and where each is decided:
                consent check of step 6 runs here, on the canonical
                request, because that is where the data subject is    (adapters,
                                                                       policies)
-8. forward     signed (RFC 9421 + Content-Digest), pooled, timed out (gateway.signing,
+8. forward     signed (RFC 9421 + Content-Digest), its request record
+               made durable first, then pooled and timed out         (gateway.signing,
+                                                                      gateway.msglog,
                                                                       gateway.upstream)
 9. verify      a provider with registered keys must sign its answer  (gateway.signing)
 10. release    only the purpose's fields, then mapped back           (policies,
                                                                       adapters)
 11. sign       the response, bound to the forwarded request's
                signature through ``X-Road-Request-Hash``            (gateway.signing)
-12. log        the record is durable before the answer is sent      (gateway.msglog)
+12. log        the record is durable before the answer is sent: the
+               response record of a forwarded exchange, the only
+               record of one that never left the node               (gateway.msglog)
 
 Each step raises a :class:`~gateway.errors.MediatorError` subclass and stops the
 exchange; the caller turns it into the X-Road error body, and every exchange, denied
@@ -30,9 +34,9 @@ or failed, is logged.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from adapters import AdapterSet, EndpointAdapter
@@ -66,6 +70,17 @@ from policies.consent import ConsentBackend
 from policies.purposes import Purpose
 
 _JSON = "application/json"
+
+
+class LogAppend(Protocol):
+    """Appends a record to the message log and returns once it is durable."""
+
+    def __call__(
+        self,
+        record: Mapping[str, Any],
+        *,
+        bodies: tuple[bytes | None, bytes | None] | None = None,
+    ) -> Awaitable[object]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +134,7 @@ class ExchangePipeline:
         keyring: Keyring,
         upstream: Upstream,
         subjects: SubjectHasher,
-        log_ready: Callable[[], Awaitable[None]],
+        log_request: LogAppend,
     ) -> None:
         self._settings = settings
         self._directory = directory
@@ -131,7 +146,7 @@ class ExchangePipeline:
         self._keyring = keyring
         self._upstream = upstream
         self._subjects = subjects
-        self._log_ready = log_ready
+        self._log_request = log_request
 
     async def run(self, request: Inbound, record: ExchangeRecord) -> Outbound:
         """Steps 2-10 for one framed request; raise MediatorError at the first."""
@@ -272,9 +287,8 @@ class ExchangePipeline:
         purpose: Purpose | None,
         record: ExchangeRecord,
     ) -> tuple[UpstreamResponse, tuple[str, str]]:
-        # Step 8: sign and forward. The log must be writable before anything leaves.
+        # Step 8: sign, log the request, forward.
         record.enter("forward")
-        await self._log_ready()
         url = forward.service.url + forward.path
         if forward.query:
             url = f"{url}?{forward.query}"
@@ -304,6 +318,12 @@ class ExchangePipeline:
         record.request_signature_kid = key.kid
         record.forwarded_body_sha256 = sha256_hex(forward.body)
         record.upstream_called = True
+        # Fail closed: nothing leaves the node before its request record is
+        # durable. A log that cannot take it raises LOG_UNAVAILABLE (503).
+        await self._log_request(
+            record.to_request_log(), bodies=(record.request_body, None)
+        )
+        record.request_logged = True
         timeout = forward.service.entry.timeout_s
         max_bytes = (
             forward.service.entry.max_body_bytes or self._settings.limits.max_body_bytes

@@ -72,7 +72,7 @@ def _build_pipeline(deployment: Deployment, shared: _Shared) -> ExchangePipeline
         keyring=shared.keyring,
         upstream=shared.upstream,
         subjects=shared.subjects,
-        log_ready=shared.log.ensure_writable,
+        log_request=shared.log.append,
     )
 
 

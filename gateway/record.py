@@ -82,6 +82,9 @@ class ExchangeRecord:
     #: encrypted body log only: never in ``to_log()`` or ``to_event()``.
     request_body: bytes | None = field(default=None, repr=False)
     response_body: bytes | None = field(default=None, repr=False)
+    #: True once the request record is durable (step 8): the exchange's final
+    #: record is then its response record.
+    request_logged: bool = False
     _mark: float = field(default_factory=time.perf_counter)
 
     def enter(self, step: str) -> None:
@@ -100,7 +103,7 @@ class ExchangeRecord:
             "message_id": self.message_id,
             "request_id": self.request_id,
             "node_id": self.node_id,
-            "direction": "exchange",
+            "direction": "response" if self.request_logged else "exchange",
             "peer": self.peer,
             "client_ip": self.client_ip,
             "claimed_forwarded_for": self.claimed_forwarded_for,
@@ -136,6 +139,27 @@ class ExchangeRecord:
             "response_signature_kid": self.response_signature_kid,
             "duration_ms": {k: float(v) for k, v in self.durations_ms.items()},
         }
+        return record
+
+    def to_request_log(self) -> dict[str, Any]:
+        """The request record, logged before anything leaves the node (step 8).
+
+        What the node is about to send and on whose authority; the response
+        record that follows under the same message id says how it ended.
+        """
+        record = self.to_log()
+        record.update(
+            direction="request",
+            decision=Decision.FORWARDED.value,
+            status=0,
+            reason=None,
+            upstream_attempts=0,
+            upstream_status=None,
+            upstream_body_sha256=None,
+            response_body_sha256=None,
+            upstream_signature_kid=None,
+            response_signature_kid=None,
+        )
         return record
 
     def to_event(self) -> dict[str, Any]:

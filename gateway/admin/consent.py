@@ -22,7 +22,7 @@ from gateway.admin.config import PREFIX, AdminRoute
 from gateway.errors import MediatorError
 from gateway.identifiers import ClientId
 from gateway.jsonbody import parse_json
-from gateway.msglog.store import SearchQuery
+from gateway.msglog.store import SearchQuery, StoredRecord
 from gateway.msglog.stores import reading_store
 from policies.consent import ConsentError, ConsentRecord, is_student_id
 
@@ -202,11 +202,30 @@ async def exchanges(request: Request, node: Node) -> Response:
     settings = node.deployment.settings
     async with reading_store(settings.log, node.deployment.path) as store:
         found = await store.search(query)
-    return JSONResponse({"exchanges": [_exchange(r.canonical) for r in found]})
+    return JSONResponse({"exchanges": _one_per_exchange(found)})
+
+
+def _one_per_exchange(found: list[StoredRecord]) -> list[dict[str, Any]]:
+    """The final record of each exchange; a request record only if it is alone.
+
+    A forwarded exchange has a request record and a response record under one
+    message id; a request record without its response (the node stopped in
+    between) still shows that the data may have been released.
+    """
+    documents = [orjson.loads(r.canonical) for r in found]
+    answered = {
+        d.get("message_id") for d in documents if d.get("direction") != "request"
+    }
+    return [
+        {key: d.get(key) for key in _EXCHANGE_KEYS if key in d}
+        for d in documents
+        if d.get("direction") != "request" or d.get("message_id") not in answered
+    ]
 
 
 _EXCHANGE_KEYS = (
     "message_id",
+    "direction",
     "client_id",
     "service_id",
     "method",
@@ -218,11 +237,6 @@ _EXCHANGE_KEYS = (
     "reason",
     "started_at",
 )
-
-
-def _exchange(canonical: bytes) -> dict[str, Any]:
-    document = orjson.loads(canonical)
-    return {key: document.get(key) for key in _EXCHANGE_KEYS if key in document}
 
 
 async def openapi_document(_request: Request, _node: Node) -> Response:

@@ -13,8 +13,11 @@ can write one PostgreSQL log. After a commit the frontier first catches up with
 records other nodes committed before the batch, then takes the batch's leaves.
 
 If a write fails, every append in that batch raises ``NodeError(LOG_UNAVAILABLE)``
-and :attr:`MessageLog.available` is false until a later write succeeds; nothing is
-half-assigned, so the next record takes the seq the failed batch would have used.
+and :attr:`MessageLog.available` is false until a later write succeeds or the store
+answers one of the probes a recovery task sends every ``recovery_probe_s``; nothing
+is half-assigned, so the next record takes the seq the failed batch would have used.
+Availability is a hint for refusing early: what keeps the node closed is that an
+exchange's request record must be durable before the exchange leaves the node.
 
 A checkpoint seals only committed, contiguous records: the frontier catches up to
 the store's tail, and the checkpoint is built from it. Only the elected sealer
@@ -79,8 +82,11 @@ class MessageLog:
         origin: str = DEFAULT_ORIGIN,
         clock: Callable[[], float] = time.time,
         bodies: BodyLog | None = None,
+        recovery_probe_s: float = 0.5,
     ) -> None:
         self._store = store
+        self._recovery_probe_s = recovery_probe_s
+        self._recovery: asyncio.Task[None] | None = None
         self._bodies = bodies
         self._window = group_commit_ms / 1000
         self._max = max(1, group_commit_max)
@@ -115,22 +121,6 @@ class MessageLog:
     def size(self) -> int:
         """The number of committed records."""
         return self._tree.size
-
-    async def ensure_writable(self) -> None:
-        """Raise NodeError(LOG_UNAVAILABLE) unless a record could be written now.
-
-        Called before an exchange leaves the node (DESIGN: fail closed): the log
-        must be known good, and the store must answer a probe. A failed probe
-        marks the log unavailable like a failed write; only a write clears it.
-        """
-        if not self.available:
-            raise StoreError("unavailable")
-        try:
-            await self._store.probe()
-        except NodeError:
-            self._available = False
-            logger.warning("msglog_probe_failed")
-            raise
 
     async def start(self) -> None:
         """Open the store and rebuild the frontier from the stored leaves.
@@ -225,6 +215,11 @@ class MessageLog:
         self._wakeup.set()
         self._full.set()
         await self._writer
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+            self._recovery = None
         if self._sealer is not None:
             self._sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -278,6 +273,7 @@ class MessageLog:
             self._available = False
             logger.warning("msglog_write_failed", error=type(exc).__name__)
             _fail_all([future for _, future, _ in batch], "log_write_failed")
+            self._recover()
             return
         finally:
             for future, error in failed:
@@ -289,6 +285,25 @@ class MessageLog:
         for row, future in sealed:
             if not future.done():
                 future.set_result(Receipt(row.seq, row.hash, row.leaf_hash))
+
+    def _recover(self) -> None:
+        """Probe the store until it answers, then let exchanges try again."""
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(
+                self._probe_until_back(), name="msglog-recovery"
+            )
+
+    async def _probe_until_back(self) -> None:
+        while not self._available and not self._closing:
+            await asyncio.sleep(self._recovery_probe_s)
+            try:
+                await self._store.probe()
+            except Exception as exc:  # noqa: BLE001 - still down: probe again
+                logger.debug("msglog_probe_failed", error=type(exc).__name__)
+                continue
+            if not self._closing:
+                logger.info("msglog_recovered")
+                self._available = True
 
     async def _advance(self, rows: list[SealedRecord]) -> None:
         """Add committed rows to the frontier, after what other writers added."""

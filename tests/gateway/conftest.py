@@ -64,6 +64,10 @@ class Harness:
             await store.close()
         return [{**orjson.loads(r.canonical), "hash": r.hash} for r in found]
 
+    async def exchanges(self) -> list[dict[str, object]]:
+        """The final record of each exchange, in order: request records left out."""
+        return [r for r in await self.records() if r["direction"] != "request"]
+
 
 @pytest.fixture
 async def harness(

@@ -46,7 +46,7 @@ async def test_iosms_reads_a_schools_staff_in_its_own_shape(harness: Harness) ->
         assert member["postedAt"] == udise
     heads = [m for m in document["staff"] if m.get("isHeadOfInstitution")]
     assert len(heads) == 1
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["purpose"] == "iosms-staff-records@1"
     assert record["lawful_basis"] == "public_task"
     assert record["consent_id"] is None
@@ -57,7 +57,7 @@ async def test_iosms_may_not_read_students(harness: Harness) -> None:
         "GET", ServiceId(REGISTRY, "students"), "/roster/19110900503"
     )
     assert answer.status == 403
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["decision"] == "denied"
     assert record["upstream_called"] is False
 
@@ -119,7 +119,7 @@ async def test_kanyashree_k1_facts_come_without_the_birth_date_asked(
     assert document["age_window_met"] == ("Y" if in_window else "N")
     assert document["class_window_met"] == "Y"
     assert document["studying_in_class"] == "IX"
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["purpose"] == "kanyashree-eligibility@2"
 
 
@@ -148,7 +148,7 @@ async def test_aikyashree_reads_minority_and_last_exam_never_religion(
     assert document["minorityCommunity"] == "Y"
     assert document["lastExam"]["class"] == student["last_exam"]["class"]
     assert student["religion"] not in answer.body.decode()
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["consent_id"] == consent
     assert record["purpose"] == "aikyashree-scholarship@1"
 
@@ -160,7 +160,7 @@ async def test_aikyashree_without_consent_is_refused(harness: Harness) -> None:
         json={"studentUid": student["student_id"]}, purpose="aikyashree-scholarship",
     )  # fmt: skip
     assert answer.status == 403
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False
 
 
@@ -222,6 +222,6 @@ async def test_ifms_payment_status_in_rupees_with_indian_grouping(
     assert statuses == [("PAYABLE", "₹1,25,000.50"), ("HELD", "₹500.00")]
     assert document["payments"][1]["ifscValidated"] == "N"
     assert account["account_number"] not in answer.body.decode()
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["purpose"] == "ifms-payment-status@1"
     assert record["lawful_basis"] == "public_task"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -80,7 +81,7 @@ async def test_consented_request_is_forwarded_mapped_released_and_signed(
     assert not set(document) & {"religion", "aadhaar", "bank_account", "guardian"}
     for header in ("x-road-id", "x-road-request-id", "x-road-request-hash"):
         assert answer.headers.get(header)
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["decision"] == "forwarded"
     assert record["consent_id"] == consent_id
     assert record["purpose"] == f"{PURPOSE}@2"
@@ -95,7 +96,7 @@ async def test_request_without_consent_is_denied_and_not_forwarded(
 
     assert answer.status == 403
     assert answer.error_type == "Client.consent_required"
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["decision"] == "denied"
     assert record["reason"] == "no_active_consent"
     assert record["upstream_called"] is False
@@ -184,7 +185,7 @@ async def test_paths_are_normalised_before_access_and_never_fail_open(
 
     assert response.status_code == status
     assert response.headers["x-road-error"].endswith(reason)
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False
 
 
@@ -205,7 +206,7 @@ async def test_unregistered_client_is_401(harness: Harness) -> None:
 
     assert answer.status == 401
     assert answer.headers["www-authenticate"].startswith("Bearer")
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["client_id"] is None
 
 
@@ -265,7 +266,7 @@ async def test_bad_bodies_are_refused_and_never_forwarded(
     assert response.status_code == status
     assert response.headers["x-road-error"] == f"Client.{reason}"
     assert set(response.json()) == {"type", "message", "detail"}
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False
     assert record["request_body_sha256"]
 
@@ -313,9 +314,15 @@ async def test_every_exchange_is_logged_in_one_unbroken_chain(harness: Harness) 
 
     records = await harness.records()
 
-    assert [r["decision"] for r in records] == ["forwarded", "denied", "rejected"]
-    assert [r["seq"] for r in records] == [0, 1, 2]
-    assert all(records[i]["prev_hash"] == records[i - 1]["hash"] for i in (1, 2))
+    assert [(r["direction"], r["decision"]) for r in records] == [
+        ("request", "forwarded"),
+        ("response", "forwarded"),
+        ("exchange", "denied"),
+        ("exchange", "rejected"),
+    ]
+    assert records[0]["message_id"] == records[1]["message_id"]
+    assert [r["seq"] for r in records] == [0, 1, 2, 3]
+    assert all(records[i]["prev_hash"] == records[i - 1]["hash"] for i in (1, 2, 3))
     strings = [v for r in records for v in r.values() if isinstance(v, str)]
     assert not any(contains_personal_number(value) for value in strings)
 
@@ -342,6 +349,81 @@ async def test_nothing_is_forwarded_while_the_log_cannot_be_written(
     assert forwarded == []
 
 
+async def test_the_request_record_is_durable_before_the_provider_sees_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    student = _girl(harness)
+    await _grant(harness, student["student_id"])
+    seen_at_send: list[list[dict[str, object]]] = []
+    original = harness.node.upstream.send
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        seen_at_send.append(await harness.records())
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(harness.node.upstream, "send", spy)
+
+    answer = await _verify(harness.client(KANYASHREE), _verify_body(student))
+
+    assert answer.status == 200
+    ((request,),) = seen_at_send
+    assert request["direction"] == "request"
+    assert request["message_id"] == answer.headers["x-road-id"]
+    assert request["status"] == 0
+    assert request["forwarded_body_sha256"]
+    assert request["request_signature_kid"]
+    assert request["upstream_signature_kid"] is None
+    request_, response = await harness.records()
+    assert request_ == request
+    assert response["direction"] == "response"
+    assert response["status"] == 200
+
+
+async def test_a_log_that_fails_to_write_keeps_the_exchange_inside_then_recovers(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    student = _girl(harness)
+    await _grant(harness, student["student_id"])
+    forwarded: list[str] = []
+    original = harness.node.upstream.send
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        forwarded.append(args[1])
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(harness.node.upstream, "send", spy)
+    store = harness.node.log._store  # the fault goes under the log
+    writes = store.append_sealing
+
+    async def disk_full(*_args: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    # The log is known good: only the failed write of the request record can
+    # tell, and it must stop the exchange before anything is sent.
+    assert harness.node.log.available
+    monkeypatch.setattr(store, "append_sealing", disk_full)
+    client = harness.client(KANYASHREE)
+    refused = await _verify(client, _verify_body(student))
+
+    assert refused.status == 503
+    assert refused.error_type == "Server.Mediator.log_unavailable"
+    assert forwarded == []
+    assert await harness.records() == []
+
+    monkeypatch.setattr(store, "append_sealing", writes)
+    for _ in range(100):  # the recovery probe reopens the log, no restart
+        if harness.node.log.available:
+            break
+        await asyncio.sleep(0.05)
+    served = await _verify(client, _verify_body(student))
+
+    assert served.status == 200
+    assert len(forwarded) == 1
+    records = await harness.records()
+    assert [r["direction"] for r in records] == ["request", "response"]
+    assert {r["message_id"] for r in records} == {served.headers["x-road-id"]}
+
+
 async def test_a_defect_answers_500_without_detail(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -355,7 +437,7 @@ async def test_a_defect_answers_500_without_detail(
     assert answer.status == 500
     assert answer.error_type == "Server.Mediator.internal_error"
     assert b"secret" not in answer.body
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["reason"] == "defect_RuntimeError"
 
 
@@ -376,7 +458,7 @@ async def test_provider_down_is_a_typed_502(
     assert answer.status == 502
     assert answer.error_type == "Server.Provider.upstream_unavailable"
     assert b"10.0.0.1" not in answer.body
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["decision"] == "upstream_error"
     assert record["upstream_called"] is True
 
@@ -427,7 +509,7 @@ async def test_a_body_that_does_not_say_it_is_json_is_415(harness: Harness) -> N
 
     assert response.status_code == 415
     assert response.headers["x-road-error"] == "Client.unsupported_media_type"
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False
 
 
@@ -459,5 +541,5 @@ async def test_the_user_id_is_kept_escaped_for_monitoring_and_the_record(
         extra_headers={"x-road-userid": "IN/officer-17 999901234563"},
     )
 
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["user_id"] == "IN/officer-17 [redacted]"

@@ -155,7 +155,7 @@ async def test_the_node_signs_responses_with_the_token_key(
 
     assert answer.status == 200
     assert answer.signature_ok
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["response_signature_kid"] == entry.kid
     assert record["request_signature_kid"] == entry.kid
 

@@ -65,4 +65,5 @@ def test_real_servers_answer_sign_and_log(
         env={**os.environ, **demo.environ()},
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert "records:     2" in verify.stdout
+    # A request and a response record for the answer, one for the refusal.
+    assert "records:     3" in verify.stdout

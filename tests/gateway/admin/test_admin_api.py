@@ -338,4 +338,4 @@ async def test_the_dashboard_data_counts_traffic_and_denials(harness: Harness) -
     assert data["exchanges"] == 2
     assert data["denials"] == [{"reason": "no_matching_rule", "count": 1}]
     assert data["latency_ms"]["p50"] is not None
-    assert data["log"]["records"] == 2
+    assert data["log"]["records"] == 3  # request and response, and the denial

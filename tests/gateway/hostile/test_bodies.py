@@ -77,7 +77,7 @@ async def test_bad_bodies_are_typed_client_errors_and_never_forwarded(
     assert response.status_code == status
     assert response.headers["x-road-error"] == f"Client.{reason}"
     assert set(response.json()) == {"type", "message", "detail"}
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False
     assert record["request_body_sha256"] == hashlib.sha256(body).hexdigest()
 
@@ -105,7 +105,7 @@ async def test_one_bom_is_stripped_after_the_client_digest_is_checked(
     ((_method, _url, headers, forwarded),) = spy.calls
     assert not forwarded.startswith(b"\xef\xbb\xbf")
     assert check_content_digest(headers["content-digest"], forwarded)
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["client_digest_verified"] is True
     assert record["request_body_sha256"] == hashlib.sha256(body).hexdigest()
     assert record["forwarded_body_sha256"] == hashlib.sha256(forwarded).hexdigest()
@@ -120,5 +120,5 @@ async def test_a_client_digest_that_does_not_match_is_refused(
 
     assert response.status_code == 400
     assert response.headers["x-road-error"] == "Client.invalid_content_digest"
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False

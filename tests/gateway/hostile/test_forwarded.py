@@ -216,7 +216,7 @@ async def test_the_ip_allow_list_sees_only_the_decided_address(
     reply = await send(harness, "GET", _school(harness), headers=headers, peer=peer)
 
     assert reply.status_code == status
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     if status == 403:
         assert record["reason"] == "source_ip_not_allowed"
         assert record["upstream_called"] is False
@@ -236,7 +236,7 @@ async def test_the_record_keeps_peer_decided_address_and_claim_apart(
     )
     await send(harness, "GET", _school(harness), headers={"x-forwarded-for": "1.2.3.4"})
 
-    first, second = await harness.records()
+    first, second = await harness.exchanges()
     assert (first["peer"], first["client_ip"]) == (PROXY, "1.2.3.4")
     assert first["claimed_forwarded_for"] == "1.2.3.4"
     assert (second["peer"], second["client_ip"]) == ("127.0.0.1", "127.0.0.1")
@@ -292,7 +292,7 @@ async def test_a_declared_oversize_is_recorded_with_nothing_read(
     reply = await send(harness, "POST", ROOT, headers=headers, body=b"[1]")
 
     assert reply.status_code == 413
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert (record["declared_length"], record["request_bytes"]) == (52428800, 0)
     assert record["reason"] == "declared_too_large"
 
@@ -306,7 +306,7 @@ async def test_an_undeclared_oversize_is_recorded_with_the_bytes_read(
     reply = await asgi(harness, "POST", f"/r1{ROOT}".encode(), fields, b"x" * (cap + 1))
 
     assert reply.status_code == 413
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["declared_length"] is None
     assert record["request_bytes"] == cap + 1
     assert record["request_body_sha256"] is None

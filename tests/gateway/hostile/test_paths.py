@@ -49,7 +49,7 @@ async def test_hostile_paths_are_refused_and_never_forwarded(
 
     assert response.status_code == status
     assert response.headers["x-road-error"].endswith(f".{reason}")
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False
     assert record["reason"] is not None
 
@@ -76,7 +76,7 @@ async def test_logged_path_keeps_control_characters_escaped(harness: Harness) ->
 
     await send(harness, "GET", path)
 
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert "\x1b" not in record["path"]
     assert "\n" not in record["path"]
     assert record["path"].endswith(
@@ -102,7 +102,7 @@ async def test_control_bytes_in_header_values_are_invalid_header(
 
     assert response.status_code == 400
     assert response.headers["x-road-error"] == "Client.invalid_header"
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False
 
 
@@ -124,5 +124,5 @@ async def test_request_id_is_echoed_only_when_plainly_safe(
 
     assert (response.headers["x-road-request-id"] == sent) is echoed
     assert "set-cookie" not in response.headers
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert (record["request_id"] == sent) is echoed

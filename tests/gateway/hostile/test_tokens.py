@@ -70,7 +70,7 @@ async def test_hostile_tokens_are_401_without_echo(
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert token[:40] not in response.body.decode()
     assert set(response.json()) == {"type", "message", "detail"}
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["client_id"] is None
     assert record["upstream_called"] is False
 
@@ -87,5 +87,5 @@ async def test_an_oversized_authorization_header_is_refused_before_parsing(
     )
 
     assert response.status_code in {401, 431}
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["upstream_called"] is False

@@ -71,7 +71,7 @@ async def _exchange(harness: Harness) -> tuple[dict[str, Any], bytes]:
 
 
 async def _export(harness: Harness, out: Path, key: X25519PrivateKey | None) -> None:
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     store = SqliteLogStore(harness.demo.state_dir / "messagelog.db")
     await store.open()
     try:
@@ -92,7 +92,7 @@ async def test_the_node_never_writes_a_body_in_clear(
     student, response = await _exchange(harness)
     await harness.node.stop()
 
-    (record,) = await harness.records()
+    (record,) = await harness.exchanges()
     assert record["body_log"] == "encrypted"
     assert len(record["bodies_sha256"]) == 64
     files = harness.demo.state_dir.glob("messagelog.db*")
@@ -109,11 +109,15 @@ async def test_export_with_the_officer_key_returns_the_exact_bodies(
 
     await _export(harness, out, officer)
 
-    (record,) = await harness.records()
-    seq = record["seq"]
+    # The request body is logged with the request record, before forwarding;
+    # the response body with the response record.
+    logged, answered = await harness.records()
+    assert (logged["direction"], answered["direction"]) == ("request", "response")
     with zipfile.ZipFile(out) as bundle:
-        request = bundle.read(f"bodies/{seq}.request.bin")
-        assert bundle.read(f"bodies/{seq}.response.bin") == response
+        request = bundle.read(f"bodies/{logged['seq']}.request.bin")
+        assert f"bodies/{logged['seq']}.response.bin" not in bundle.namelist()
+        assert bundle.read(f"bodies/{answered['seq']}.response.bin") == response
+        assert f"bodies/{answered['seq']}.request.bin" not in bundle.namelist()
     assert orjson.loads(request) == _verify_body(student)
     assert verify_evidence(out).ok
 

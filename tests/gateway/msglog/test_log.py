@@ -130,6 +130,40 @@ async def test_log_stays_unavailable_until_a_write_succeeds(backend: Backend) ->
     assert receipt.seq == 1
 
 
+async def test_a_probe_reopens_the_log_once_the_store_answers_again(
+    backend: Backend,
+) -> None:
+    flaky = Flaky(backend.store())
+    store = flaky.store
+    probes: list[bool] = []
+    probe = store.probe
+
+    async def counted_probe() -> None:
+        probes.append(flaky.fail)
+        if flaky.fail:
+            raise StoreError("probe")
+        await probe()
+
+    setattr(store, "probe", counted_probe)  # noqa: B010
+    log = MessageLog(store, recovery_probe_s=0.01)
+    await log.start()
+    flaky.fail = True
+    with pytest.raises(NodeError):
+        await log.append(make_record(0))
+    while len(probes) < 2:  # still down: the probe keeps the log closed
+        await asyncio.sleep(0.01)
+    closed_while_down = not log.available
+
+    flaky.fail = False
+    while not log.available:
+        await asyncio.sleep(0.01)
+    await log.close()
+
+    assert closed_while_down
+    assert probes[:2] == [True, True]
+    assert probes[-1] is False
+
+
 async def test_recovery_after_failure_leaves_no_gap_or_duplicate(
     backend: Backend,
 ) -> None:
@@ -308,25 +342,3 @@ async def test_checkpoints_racing_commits_never_rescan_the_whole_log(
     await log.close()
 
     assert rescans == []
-
-
-async def test_a_failed_probe_closes_the_log_before_anything_is_forwarded(
-    backend: Backend,
-) -> None:
-    store = backend.store()
-    log = MessageLog(store)
-    await log.start()
-    await log.ensure_writable()
-
-    async def down() -> None:
-        raise StoreError("probe")
-
-    setattr(store, "probe", down)  # noqa: B010
-
-    with pytest.raises(NodeError) as refused:
-        await log.ensure_writable()
-    available = log.available
-    await log.close()
-
-    assert refused.value.reason is Reason.LOG_UNAVAILABLE
-    assert available is False
