@@ -163,7 +163,10 @@ def postgres_config(world: World, name: str, dsn: str) -> Path:
     shutil.copytree(world.demo.config_dir, target)
     node = target / "node.yaml"
     text = node.read_text()
-    text = re.sub(r"(?m)^  store: sqlite$", "  store: postgres", text)
+    # Only the log's store: the consent store further down stays as it is.
+    text = re.sub(
+        r"(?m)^(log:\n(?:  .*\n)*?)  store: sqlite$", r"\1  store: postgres", text
+    )
     text = re.sub(
         r"(?m)^  sqlite_path: .*$", f"  postgres_dsn: {json.dumps(dsn)}", text
     )
