@@ -1,7 +1,8 @@
 """Message log throughput: group commit on SQLite, and whole-log verification time.
 
 Run: ``.venv/bin/python bench/bench_msglog.py [--records 20000] [--verify 100000]
-[--postgres postgresql://postgres@127.0.0.1:5432/postgres]``. Writes into a
+[--windows 0,2] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]``.
+Each group commit window in ``--windows`` (ms) is run in turn, side by side. Writes into a
 temporary directory (and a PostgreSQL schema) that are removed afterwards. The
 verify run also times inclusion proofs at the full size (from the stored interior
 nodes, and streamed from every leaf) and reports peak RSS.
@@ -50,9 +51,16 @@ def record(i: int) -> dict[str, Any]:
 
 
 async def appenders(
-    store: LogStore, label: str, total: int, concurrency: int, signer: KeySigner
+    store: LogStore,
+    label: str,
+    total: int,
+    concurrency: int,
+    signer: KeySigner,
+    window_ms: float,
 ) -> None:
-    log = MessageLog(store, signer=signer, checkpoint_interval_s=1.0)
+    log = MessageLog(
+        store, signer=signer, checkpoint_interval_s=1.0, group_commit_ms=window_ms
+    )
     await log.start()
     latencies: list[float] = []
     counter = iter(range(total))
@@ -70,7 +78,8 @@ async def appenders(
 
     p99 = statistics.quantiles(latencies, n=100)[98] * 1000
     print(
-        f"append ({label}): {total} records, {concurrency} appenders: "
+        f"append ({label}, window {window_ms:g} ms): {total} records, "
+        f"{concurrency} appenders: "
         f"{total / elapsed:,.0f}/s, "
         f"p50 {statistics.median(latencies) * 1000:.2f} ms, p99 {p99:.2f} ms, "
         f"{store.transactions} transactions ({total / store.transactions:.0f}/tx)"
@@ -130,12 +139,17 @@ async def proof_times(store: LogStore, total: int) -> None:
 
 
 async def postgres_appenders(
-    dsn: str, total: int, concurrency: int, signer: KeySigner
+    dsn: str, total: int, concurrency: int, signer: KeySigner, window_ms: float
 ) -> None:
     schema = "msglog_bench"
     try:
         await appenders(
-            PostgresLogStore(dsn, schema=schema), "postgres", total, concurrency, signer
+            PostgresLogStore(dsn, schema=schema),
+            "postgres",
+            total,
+            concurrency,
+            signer,
+            window_ms,
         )
     finally:
         conn = await asyncpg.connect(dsn)
@@ -149,27 +163,33 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--verify", type=int, default=100000)
     parser.add_argument("--postgres", help="DSN of a loopback PostgreSQL to bench")
+    parser.add_argument(
+        "--windows", default="0,2", help="group commit windows to compare, in ms"
+    )
     args = parser.parse_args()
+    windows = [float(value) for value in args.windows.split(",")]
 
     key = Ed25519PrivateKey.generate()
     signer = KeySigner("bench", key)
     jwks = {"keys": [public_jwk("bench", key.public_key())]}
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(
-            appenders(
-                SqliteLogStore(Path(tmp) / "a.db"),
-                "sqlite",
-                args.records,
-                args.concurrency,
-                signer,
-            )
-        )
-        if args.postgres:
+        for window in windows:
             asyncio.run(
-                postgres_appenders(
-                    args.postgres, args.records, args.concurrency, signer
+                appenders(
+                    SqliteLogStore(Path(tmp) / f"a-{window:g}.db"),
+                    "sqlite",
+                    args.records,
+                    args.concurrency,
+                    signer,
+                    window,
                 )
             )
+            if args.postgres:
+                asyncio.run(
+                    postgres_appenders(
+                        args.postgres, args.records, args.concurrency, signer, window
+                    )
+                )
         asyncio.run(verify(Path(tmp) / "v.db", args.verify, signer, jwks))
 
 

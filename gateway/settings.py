@@ -55,7 +55,9 @@ class LogSettings(Strict):
     sqlite_path: str = "messagelog.db"
     postgres_dsn: str | None = None
     #: Longest time a record waits for its group commit.
-    group_commit_ms: float = Field(2.0, gt=0, le=1000)
+    #: An extra wait for more records before each commit; 0 commits as soon as the
+    #: writer is free (records arriving meanwhile form the next batch).
+    group_commit_ms: float = Field(0.0, ge=0, le=1000)
     group_commit_max: int = Field(256, ge=1, le=10000)
     checkpoint_interval_s: float = Field(5.0, gt=0, le=3600)
     #: Key for the keyed hash of student ids in records (env variable name).

@@ -90,6 +90,29 @@ async def test_concurrent_appends_share_transactions(backend: Backend) -> None:
     assert store.transactions <= 8
 
 
+async def test_without_a_wait_appends_during_a_commit_form_the_next_batch(
+    backend: Backend,
+) -> None:
+    store = backend.store()
+    log = MessageLog(store, group_commit_max=1000)  # the default: no wait
+    await log.start()
+    first = await log.append(make_record(0))  # an idle log commits at once
+    alone = store.transactions
+
+    # Each later wave arrives while the previous one is being committed.
+    async def wave(start: int) -> None:
+        await asyncio.gather(
+            *(log.append(make_record(i)) for i in range(start, start + 50))
+        )
+
+    await asyncio.gather(*(wave(1 + 50 * n) for n in range(4)))
+    await log.close()
+
+    assert first.seq == 0
+    assert alone == 1
+    assert store.transactions - alone <= 4
+
+
 async def test_batch_never_exceeds_group_commit_max(backend: Backend) -> None:
     store = backend.store()
     log = MessageLog(store, group_commit_ms=50, group_commit_max=10)
