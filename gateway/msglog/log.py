@@ -15,8 +15,9 @@ is 0 by default, because the wait only adds latency when commits already batch.
 
 Sequence numbers come from the database: the store seals each batch after the
 stored tail inside the transaction that excludes other writers, so several nodes
-can write one PostgreSQL log. After a commit the frontier first catches up with
-records other nodes committed before the batch, then takes the batch's leaves.
+can write one PostgreSQL log. After a commit the frontier takes the batch's leaves
+if they extend it; if other nodes committed in between, it stays behind until a
+checkpoint catches it up from the store.
 
 If a write fails, every append in that batch raises ``NodeError(LOG_UNAVAILABLE)``
 and :attr:`MessageLog.available` is false until a later write succeeds or the store
@@ -107,7 +108,8 @@ class MessageLog:
             [] if signer is not None else None
         )
         self._tree = CompactRange(self._nodes)
-        self._stale = False
+        #: The size of the log after the last batch this node committed.
+        self._committed = 0
         self._available = False
         self._closing = False
         self._pending: list[_Pending] = []
@@ -125,8 +127,8 @@ class MessageLog:
 
     @property
     def size(self) -> int:
-        """The number of committed records."""
-        return self._tree.size
+        """The number of committed records this node knows of."""
+        return max(self._tree.size, self._committed)
 
     async def start(self) -> None:
         """Open the store and rebuild the frontier from the stored leaves.
@@ -312,22 +314,21 @@ class MessageLog:
                 self._available = True
 
     async def _advance(self, rows: list[SealedRecord]) -> None:
-        """Add committed rows to the frontier, after what other writers added."""
+        """Add committed rows to the frontier if they extend it.
+
+        When other writers committed in between (several nodes on one log), the
+        frontier is left behind: only a checkpoint needs it, and the checkpoint
+        catches up from the store in one pass. Catching up after every batch cost
+        each node a read of every other node's leaves.
+        """
         if not rows:
             return
         async with self._tree_lock:
-            try:
-                await self._catch_up(rows[0].seq)
-            except NodeError as exc:
-                # The rows are durable; the frontier is rebuilt before it is used.
-                logger.warning("msglog_catch_up_failed", reason=exc.log_reason)
-                self._stale = True
-                return
+            self._committed = max(self._committed, rows[-1].seq + 1)
             # A checkpoint may already have read these rows back from the store
             # while this batch waited for the lock: add only the ones it has not.
             done = self._tree.size - rows[0].seq
             if done < 0:
-                self._stale = True
                 return
             for row in rows[done:]:
                 self._tree.append(row.leaf_hash)
@@ -337,8 +338,6 @@ class MessageLog:
 
         Raises NodeError(LOG_UNAVAILABLE) if the store fails or is not contiguous.
         """
-        if self._stale:
-            await self._reload()
         if self._tree.size >= size:
             return
         leaves = self._store.iter_leaf_hashes(self._tree.size)
@@ -366,7 +365,6 @@ class MessageLog:
         if tail.size != tree.size:
             raise StoreError("recover_not_contiguous")
         self._tree = tree
-        self._stale = False
 
     # -- the sealer task ---------------------------------------------------------------
 

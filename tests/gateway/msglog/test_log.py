@@ -79,6 +79,45 @@ async def test_reopened_log_continues_seq_and_chain(
     assert report.ok, report.problem
 
 
+async def test_two_writers_share_one_log_and_only_the_sealer_reads_leaves(
+    backend: Backend, signer: KeySigner, jwks: dict[str, Any]
+) -> None:
+    sealer_store, other_store = backend.store(), backend.store()
+    reads: dict[str, int] = {"sealer": 0, "other": 0}
+    for name, store in (("sealer", sealer_store), ("other", other_store)):
+        leaves = store.iter_leaf_hashes
+
+        def counted(*args: Any, _name: str = name, _leaves: Any = leaves) -> Any:
+            reads[_name] += 1
+            return _leaves(*args)
+
+        setattr(store, "iter_leaf_hashes", counted)  # noqa: B010
+    sealer = MessageLog(sealer_store, signer=signer, checkpoint_interval_s=3600)
+    other = MessageLog(other_store)
+    await sealer.start()
+    await other.start()
+    reads.update(sealer=0, other=0)  # start reads the stored leaves once
+
+    for i in range(0, 40, 2):  # interleaved: each batch follows the other's
+        await sealer.append(make_record(i))
+        await other.append(make_record(i + 1))
+    checkpoint = await sealer.checkpoint()
+    sizes = (sealer.size, other.size)
+    await other.close()
+    await sealer.close()
+
+    store = backend.store()
+    await store.open()
+    report = await verify_log(store, load_jwks(jwks))
+    await store.close()
+    assert reads["other"] == 0
+    assert reads["sealer"] == 1  # once, when it sealed
+    assert checkpoint is not None
+    assert checkpoint.tree_size == 40
+    assert sizes == (40, 40)
+    assert report.ok, report.problem
+
+
 async def test_concurrent_appends_share_transactions(backend: Backend) -> None:
     store = backend.store()
     log = MessageLog(store, group_commit_ms=20, group_commit_max=64)
@@ -159,13 +198,17 @@ async def test_a_probe_reopens_the_log_once_the_store_answers_again(
     flaky = Flaky(backend.store())
     store = flaky.store
     probes: list[bool] = []
+    failed_twice, answered = asyncio.Event(), asyncio.Event()
     probe = store.probe
 
     async def counted_probe() -> None:
         probes.append(flaky.fail)
         if flaky.fail:
+            if len(probes) >= 2:
+                failed_twice.set()
             raise StoreError("probe")
         await probe()
+        answered.set()
 
     setattr(store, "probe", counted_probe)  # noqa: B010
     log = MessageLog(store, recovery_probe_s=0.01)
@@ -173,16 +216,17 @@ async def test_a_probe_reopens_the_log_once_the_store_answers_again(
     flaky.fail = True
     with pytest.raises(NodeError):
         await log.append(make_record(0))
-    while len(probes) < 2:  # still down: the probe keeps the log closed
-        await asyncio.sleep(0.01)
+    await failed_twice.wait()  # still down: the probes keep the log closed
     closed_while_down = not log.available
 
     flaky.fail = False
-    while not log.available:
-        await asyncio.sleep(0.01)
+    await answered.wait()
+    await asyncio.sleep(0)  # the recovery task marks the log available
+    reopened = log.available
     await log.close()
 
     assert closed_while_down
+    assert reopened
     assert probes[:2] == [True, True]
     assert probes[-1] is False
 
