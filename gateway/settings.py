@@ -65,6 +65,11 @@ class LogSettings(Strict):
     #: The security officers' X25519 public keys (``*.pem``), needed when a
     #: service logs its bodies encrypted.
     officer_keys_dir: str = "officers"
+    #: Records older than this many days may move to archive files (``mediator log
+    #: archive``); unset, every record stays in the database.
+    retention_days: int | None = Field(None, ge=1, le=36500)
+    #: The span of one archive file: a UTC month, or a UTC day.
+    archive_period: Literal["month", "day"] = "month"
 
 
 class RedisSettings(Strict):

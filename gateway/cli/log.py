@@ -5,12 +5,17 @@ DSN), else ``messagelog.db`` in the state directory. Where keys are needed it re
 ``keyring/keyring.json`` there (public metadata only: every key that ever signed,
 with revocation times), else ``keyring/jwks.json``, or ``--jwks FILE``. Verifying
 and exporting need nothing else: no running node, no private key.
+
+``archive`` moves the records of periods older than ``log.retention_days`` to
+archive files and prunes them (see :mod:`gateway.msglog.archive`);
+``archive-verify`` checks one such file offline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +40,8 @@ from gateway.msglog import (
     verify_evidence,
     verify_log,
 )
+from gateway.msglog.archive import ArchiveError, archive_log
+from gateway.msglog.archivefile import verify_archive
 from gateway.msglog.bodies import BodyKeyError
 from gateway.msglog.records import DECISIONS
 from gateway.msglog.stores import store_from_settings
@@ -94,6 +101,8 @@ def verify(cli: CliContext, jwks_file: Path | None) -> None:
         report = _with_store(cli, run)
 
     console.print(f"records:     {report.records}")
+    if report.archived:
+        console.print(f"archived:    {report.archived} records, verified by hash only")
     console.print(f"checkpoints: {report.checkpoints}")
     console.print(
         f"signatures:  {report.signatures_verified} verified, "
@@ -128,15 +137,32 @@ def export(
     jwks = _read_jwks(cli, jwks_file)
     private = None if officer_key is None else _officer_key(officer_key)
 
-    async def run(store: LogStore) -> list[int]:
-        return await export_evidence(store, message_id, jwks, out, officer_key=private)
+    async def run(store: LogStore) -> tuple[list[int], list[tuple[int, str]]]:
+        archived = await store.archived_message(message_id)
+        try:
+            seqs = await export_evidence(
+                store, message_id, jwks, out, officer_key=private
+            )
+        except EvidenceError as exc:
+            if exc.log_reason == "evidence_not_found" and archived:
+                return [], archived
+            raise
+        return seqs, archived
 
     try:
-        seqs = _with_store(cli, run)
+        seqs, archived = _with_store(cli, run)
     except (EvidenceError, BodyKeyError) as exc:
         out.unlink(missing_ok=True)
         raise click.ClickException(str(exc)) from exc
+    where = "; ".join(f"seq {seq} in {name}" for seq, name in archived)
+    if not seqs:
+        raise click.ClickException(
+            f"the records of this message id are archived: {where} "
+            "(check the file with `mediator log archive-verify`)"
+        )
     click.echo(f"wrote {out}: records {', '.join(map(str, seqs))}")
+    if archived:
+        click.echo(f"note: other records of this message id are archived: {where}")
 
 
 @command.command("search")
@@ -227,6 +253,101 @@ def evidence_verify(bundle: Path, trusted_jwks: Path | None) -> None:
     for problem in report.problems or ["no records"]:
         click.echo(f"INVALID: {problem}")
     raise SystemExit(1)
+
+
+@command.command("archive")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The directory the archive files are written to.",
+)
+@click.option(
+    "--before",
+    help="ISO 8601 time or epoch seconds: only periods that end by then "
+    "(and, if log.retention_days is set, are older than that too).",
+)
+@_jwks_option
+@pass_cli
+def archive(
+    cli: CliContext, out_dir: Path, before: str | None, jwks_file: Path | None
+) -> None:
+    """Move the records of old periods to archive files, then prune them.
+
+    A period (log.archive_period: a UTC month, or day) is archived once it ends
+    before the cutoff and a checkpoint covers its records. Each file is synced and
+    verified before its records leave the database; their hashes stay, so proofs
+    and `log verify` still work.
+    """
+    settings = _log_settings(cli)
+    cutoff = _cutoff(settings, _epoch(before, "--before"))
+    keys, revoked_at = _verification_keys(cli, jwks_file)
+    kind = settings.archive_period if settings is not None else "month"
+
+    async def run(store: LogStore) -> Any:
+        return await archive_log(
+            store, out_dir, cutoff=cutoff, kind=kind, keys=keys, revoked_at=revoked_at
+        )
+
+    try:
+        done = _with_store(cli, run)
+    except ArchiveError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for entry in done.made:
+        click.echo(
+            f"archived {entry.period}: seq {entry.first_seq}-{entry.end_seq - 1} "
+            f"({entry.end_seq - entry.first_seq} records) to {out_dir / entry.name}, "
+            f"sha256 {entry.sha256}"
+        )
+    click.echo(f"stopped: {done.stopped}")
+
+
+@command.command("archive-verify")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--trusted-jwks",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The node's published JWKS, obtained out of band: who may have signed.",
+)
+def archive_verify(file: Path, trusted_jwks: Path | None) -> None:
+    """Check an archive file offline; exits 0 if it holds, 1 with the first problem."""
+    trusted = None
+    if trusted_jwks is not None:
+        try:
+            trusted = load_jwks(orjson.loads(trusted_jwks.read_bytes()))
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"{trusted_jwks}: not a usable JWKS") from exc
+    report = verify_archive(file, trusted)
+    click.echo(f"period:      {report.period or '-'}")
+    if report.first_seq is not None and report.end_seq is not None:
+        click.echo(f"records:     seq {report.first_seq}-{report.end_seq - 1}")
+    click.echo(f"checked:     {report.records} records")
+    click.echo(f"checkpoint:  size {report.tree_size}, key {report.key_id}")
+    if report.ok and not report.trusted:
+        click.echo(
+            "note:        signed by a key carried in the file; pass --trusted-jwks "
+            "with the node's published keys to check which node signed it"
+        )
+    if report.ok:
+        click.echo("valid")
+        return
+    click.echo(f"INVALID: {report.problem}")
+    raise SystemExit(1)
+
+
+def _cutoff(settings: LogSettings | None, before: float | None) -> float:
+    """The end of the newest period that may be archived: the earlier of the two."""
+    days = settings.retention_days if settings is not None else None
+    limits = [time.time() - days * 86400.0] if days is not None else []
+    if before is not None:
+        limits.append(before)
+    if not limits:
+        raise click.ClickException(
+            "retention is off: set log.retention_days in node.yaml or pass --before"
+        )
+    return min(limits)
 
 
 def _officer_key(path: Path) -> X25519PrivateKey:

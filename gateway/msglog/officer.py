@@ -61,6 +61,7 @@ async def verify_summary(
         "checkpoints": report.checkpoints,
         "signatures_verified": report.signatures_verified,
         "consistency_verified": report.consistency_verified,
+        "archived": report.archived,
         "problem": None
         if problem is None
         else {

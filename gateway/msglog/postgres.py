@@ -32,7 +32,10 @@ from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
     RECORD_INDEXES,
+    SELECT_ARCHIVES,
     SELECT_RECORDS,
+    SELECT_TAIL,
+    ArchiveEntry,
     LogTail,
     PagedReads,
     SealFn,
@@ -40,6 +43,8 @@ from gateway.msglog.store import (
     StoredCheckpoint,
     StoredRecord,
     StoreError,
+    archive_columns,
+    archive_entry,
     checkpoint_or_none,
     columns,
     search_clauses,
@@ -93,6 +98,24 @@ CREATE TABLE IF NOT EXISTS body_keys (
     label       TEXT PRIMARY KEY,
     envelope    BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS archived_leaves (
+    seq         BIGINT PRIMARY KEY,
+    hash        TEXT NOT NULL,
+    leaf_hash   BYTEA NOT NULL,
+    message_id  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archived_leaves_message_id
+    ON archived_leaves (message_id);
+CREATE TABLE IF NOT EXISTS archives (
+    name        TEXT NOT NULL,
+    period      TEXT NOT NULL,
+    period_end  DOUBLE PRECISION NOT NULL,
+    first_seq   BIGINT PRIMARY KEY,
+    end_seq     BIGINT NOT NULL,
+    tree_size   BIGINT NOT NULL,
+    sha256      TEXT NOT NULL,
+    created     DOUBLE PRECISION NOT NULL
+);
 """
 
 _SAVE_NODES = """
@@ -105,7 +128,24 @@ SELECT n.height, n.idx, n.hash FROM nodes n
 JOIN unnest($1::integer[], $2::bigint[]) AS k(height, idx)
   ON n.height = k.height AND n.idx = k.idx
 """
-_READ_LEAVES = "SELECT seq, leaf_hash FROM records WHERE seq = ANY($1::bigint[])"
+_READ_LEAVES = (
+    "SELECT seq, leaf_hash FROM archived_leaves WHERE seq = ANY($1::bigint[]) "
+    "UNION ALL SELECT seq, leaf_hash FROM records WHERE seq = ANY($1::bigint[])"
+)
+_ARCHIVED_SIZE = "SELECT max(seq) FROM archived_leaves"
+_KEEP_ARCHIVED = (
+    "INSERT INTO archived_leaves (seq, hash, leaf_hash, message_id) "
+    "SELECT seq, hash, leaf_hash, message_id FROM records WHERE seq >= $1 AND seq < $2"
+)
+_ARCHIVED_MESSAGE = (
+    "SELECT l.seq, a.name FROM archived_leaves AS l JOIN archives AS a "
+    "ON l.seq >= a.first_seq AND l.seq < a.end_seq "
+    "WHERE l.message_id = $1 ORDER BY l.seq"
+)
+_INSERT_ARCHIVE = (
+    "INSERT INTO archives (name, period, period_end, first_seq, end_seq, "
+    "tree_size, sha256, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
 
 _INSERT_BODIES = "INSERT INTO bodies (seq, entries) VALUES ($1, $2)"
 
@@ -314,6 +354,41 @@ class PostgresLogStore(PagedReads):
             rows = await conn.fetch(sql, seqs)
         return {int(row[0]): bytes(row[1]) for row in rows}
 
+    async def archived_size(self) -> int:
+        """The number of archived records."""
+        async with _translate("read_archived"), self._conn() as conn:
+            last = await conn.fetchval(_ARCHIVED_SIZE)
+        return 0 if last is None else int(last) + 1
+
+    async def archives(self) -> list[ArchiveEntry]:
+        """Every archive file made, oldest first."""
+        async with _translate("read_archives"), self._conn() as conn:
+            rows = await conn.fetch(SELECT_ARCHIVES)
+        return [archive_entry(row) for row in rows]
+
+    async def archived_message(self, message_id: str) -> list[tuple[int, str]]:
+        """The seq and archive file of each archived record of ``message_id``."""
+        async with _translate("read_archived"), self._conn() as conn:
+            rows = await conn.fetch(_ARCHIVED_MESSAGE, message_id)
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    async def prune(self, entry: ArchiveEntry) -> None:
+        """Move ``entry``'s records to the kept hashes, holding the writers' lock."""
+        span = (entry.first_seq, entry.end_seq)
+        async with _translate("prune"), self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._key("write"))
+            last = await conn.fetchval(_ARCHIVED_SIZE)
+            if (0 if last is None else int(last) + 1) != entry.first_seq:
+                raise StoreError("prune_not_at_start")
+            moved = await conn.execute(_KEEP_ARCHIVED, *span)
+            if moved != f"INSERT 0 {entry.end_seq - entry.first_seq}":
+                raise StoreError("prune_not_contiguous")
+            await conn.execute("DELETE FROM bodies WHERE seq >= $1 AND seq < $2", *span)
+            await conn.execute(
+                "DELETE FROM records WHERE seq >= $1 AND seq < $2", *span
+            )
+            await conn.execute(_INSERT_ARCHIVE, *archive_columns(entry))
+
     # -- helpers ----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
@@ -343,7 +418,7 @@ class PostgresLogStore(PagedReads):
         return int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
 
 
-_TAIL = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
+_TAIL = SELECT_TAIL
 
 
 def _tail(row: Any) -> LogTail:

@@ -23,7 +23,10 @@ from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
     RECORD_INDEXES,
+    SELECT_ARCHIVES,
     SELECT_RECORDS,
+    SELECT_TAIL,
+    ArchiveEntry,
     LogTail,
     PagedReads,
     SealFn,
@@ -31,6 +34,8 @@ from gateway.msglog.store import (
     StoredCheckpoint,
     StoredRecord,
     StoreError,
+    archive_columns,
+    archive_entry,
     checkpoint_or_none,
     columns,
     search_clauses,
@@ -71,13 +76,34 @@ CREATE TABLE IF NOT EXISTS body_keys (
     label       TEXT PRIMARY KEY,
     envelope    BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS archived_leaves (
+    seq         INTEGER PRIMARY KEY,
+    hash        TEXT NOT NULL,
+    leaf_hash   BLOB NOT NULL,
+    message_id  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archived_leaves_message_id
+    ON archived_leaves (message_id);
+CREATE TABLE IF NOT EXISTS archives (
+    name        TEXT NOT NULL,
+    period      TEXT NOT NULL,
+    period_end  REAL NOT NULL,
+    first_seq   INTEGER PRIMARY KEY,
+    end_seq     INTEGER NOT NULL,
+    tree_size   INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    created     REAL NOT NULL
+);
 """
 
 _READ_BODIES = (
     "SELECT seq, entries FROM bodies WHERE seq IN (SELECT value FROM json_each(?))"
 )
 _READ_LEAVES = (
-    "SELECT seq, leaf_hash FROM records WHERE seq IN (SELECT value FROM json_each(?))"
+    "SELECT seq, leaf_hash FROM archived_leaves "
+    "WHERE seq IN (SELECT value FROM json_each(?)) "
+    "UNION ALL SELECT seq, leaf_hash FROM records "
+    "WHERE seq IN (SELECT value FROM json_each(?))"
 )
 _READ_NODES = (
     "SELECT idx, hash FROM nodes "
@@ -127,9 +153,7 @@ class SqliteLogStore(PagedReads):
 
     async def tail(self) -> LogTail:
         """The record count and the last record's hash."""
-        row = await self._run(
-            "tail", self._one, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
-        )
+        row = await self._run("tail", self._one, SELECT_TAIL)
         return LogTail(0, "") if row is None else LogTail(row[0] + 1, row[1])
 
     async def get_range(self, start: int, stop: int) -> list[StoredRecord]:
@@ -195,6 +219,26 @@ class SqliteLogStore(PagedReads):
         rows = await self._run("read_bodies", self._all, sql, (orjson.dumps(seqs),))
         return {int(row[0]): bytes(row[1]) for row in rows}
 
+    async def archived_size(self) -> int:
+        """The number of archived records."""
+        row = await self._run("read_archived", self._one, _ARCHIVED_SIZE)
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    async def archives(self) -> list[ArchiveEntry]:
+        """Every archive file made, oldest first."""
+        rows = await self._run("read_archives", self._all, SELECT_ARCHIVES, ())
+        return [archive_entry(row) for row in rows]
+
+    async def archived_message(self, message_id: str) -> list[tuple[int, str]]:
+        """The seq and archive file of each archived record of ``message_id``."""
+        sql = _ARCHIVED_MESSAGE
+        rows = await self._run("read_archived", self._all, sql, (message_id,))
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    async def prune(self, entry: ArchiveEntry) -> None:
+        """Move ``entry``'s records to the kept hashes in one ``BEGIN IMMEDIATE``."""
+        await self._run("prune", self._prune_sync, entry)
+
     # -- the database thread ----------------------------------------------------------
 
     async def _run(self, operation: str, func: Callable[..., T], *args: Any) -> T:
@@ -241,9 +285,7 @@ class SqliteLogStore(PagedReads):
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
-            last = db.execute(
-                "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
+            last = db.execute(SELECT_TAIL).fetchone()
             rows = seal(
                 LogTail(0, "") if last is None else LogTail(last[0] + 1, last[1])
             )
@@ -257,6 +299,25 @@ class SqliteLogStore(PagedReads):
             db.execute("ROLLBACK")
             raise
         return rows
+
+    def _prune_sync(self, entry: ArchiveEntry) -> None:
+        db = self._conn()
+        span = (entry.first_seq, entry.end_seq)
+        # Deleted pages are overwritten, so that pruned records do not linger in
+        # the file's free pages.
+        db.execute("PRAGMA secure_delete=ON")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _keep_archived(db, entry)
+            db.execute("DELETE FROM bodies WHERE seq >= ? AND seq < ?", span)
+            db.execute("DELETE FROM records WHERE seq >= ? AND seq < ?", span)
+            db.execute(_INSERT_ARCHIVE, archive_columns(entry))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.execute("PRAGMA secure_delete=OFF")
 
     def _save_checkpoint_sync(self, checkpoint: Checkpoint) -> None:
         self._conn().execute(
@@ -288,7 +349,7 @@ class SqliteLogStore(PagedReads):
         for height, indexes in by_height.items():
             ids = orjson.dumps(indexes)
             if height == 0:
-                rows = db.execute(_READ_LEAVES, (ids,))
+                rows = db.execute(_READ_LEAVES, (ids, ids))
             else:
                 rows = db.execute(_READ_NODES, (height, ids))
             for index, value in rows:
@@ -307,6 +368,36 @@ _INSERT = (
     "client_id, service_id, decision, subject_hash) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+_ARCHIVED_SIZE = "SELECT max(seq) FROM archived_leaves"
+_KEEP_ARCHIVED = (
+    "INSERT INTO archived_leaves (seq, hash, leaf_hash, message_id) "
+    "SELECT seq, hash, leaf_hash, message_id FROM records WHERE seq >= ? AND seq < ?"
+)
+_ARCHIVED_MESSAGE = (
+    "SELECT l.seq, a.name FROM archived_leaves AS l JOIN archives AS a "
+    "ON l.seq >= a.first_seq AND l.seq < a.end_seq "
+    "WHERE l.message_id = ? ORDER BY l.seq"
+)
+_INSERT_ARCHIVE = (
+    "INSERT INTO archives (name, period, period_end, first_seq, end_seq, "
+    "tree_size, sha256, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _keep_archived(db: sqlite3.Connection, entry: ArchiveEntry) -> None:
+    """Copy the hashes of ``entry``'s records to ``archived_leaves``.
+
+    Raises StoreError unless the range starts at the first live record and every
+    record of it is stored.
+    """
+    last = db.execute(_ARCHIVED_SIZE).fetchone()[0]
+    if (0 if last is None else last + 1) != entry.first_seq:
+        raise StoreError("prune_not_at_start")
+    span = (entry.first_seq, entry.end_seq)
+    moved = db.execute(_KEEP_ARCHIVED, span).rowcount
+    if moved != entry.end_seq - entry.first_seq:
+        raise StoreError("prune_not_contiguous")
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -64,6 +64,33 @@ class LogTail:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchivedLeaf:
+    """What the database keeps of an archived record: its seq and hashes."""
+
+    seq: int
+    hash: str
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One archive file the records ``first_seq <= seq < end_seq`` moved to.
+
+    ``period_end`` is the epoch second the archive's period ends; ``tree_size`` the
+    size of the checkpoint its proofs lead to; ``sha256`` the file's digest.
+    """
+
+    name: str
+    period: str
+    period_end: float
+    first_seq: int
+    end_seq: int
+    tree_size: int
+    sha256: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
 class SearchQuery:
     """Filters for :meth:`LogStore.search`; unset filters match everything."""
 
@@ -170,6 +197,38 @@ class LogStore(Protocol):
         """The encrypted body entries stored beside records ``seqs``."""
         ...
 
+    # -- retention: records moved to archive files, their hashes kept ----------------
+
+    async def archived_size(self) -> int:
+        """The number of records archived (they are seq 0 up to this, exclusive)."""
+        ...
+
+    def iter_archived_leaves(
+        self, start: int = 0
+    ) -> AsyncGenerator[list[ArchivedLeaf], None]:
+        """The kept hashes of archived records from ``start``, in seq order."""
+        ...
+
+    async def archives(self) -> list[ArchiveEntry]:
+        """Every archive file made, oldest first."""
+        ...
+
+    async def archived_message(self, message_id: str) -> list[tuple[int, str]]:
+        """The seq and archive file name of each archived record of ``message_id``."""
+        ...
+
+    async def prune(self, entry: ArchiveEntry) -> None:
+        """Move the records ``entry`` covers out of the database, in one transaction.
+
+        Their seq, hash, leaf hash and message id are kept (so proofs and
+        verification still work), their canonical bytes and bodies are deleted,
+        and ``entry`` is recorded. Raises StoreError("prune_not_at_start") unless
+        ``entry.first_seq`` is the first record not yet archived, and
+        StoreError("prune_not_contiguous") unless every record of the range is
+        stored; nothing changes then.
+        """
+        ...
+
 
 # -- SQLite -------------------------------------------------------------------------
 
@@ -187,6 +246,26 @@ CREATE INDEX IF NOT EXISTS records_subject_hash ON records (subject_hash, ts);
 
 SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
 
+#: Every leaf hash, archived or not; archived records are always a prefix.
+SELECT_LEAVES = (
+    "SELECT seq, leaf_hash FROM (SELECT seq, leaf_hash FROM archived_leaves "
+    "UNION ALL SELECT seq, leaf_hash FROM records) AS leaves"
+)
+
+#: The last record's seq and hash, from the live records or, if every record is
+#: archived, from the kept hashes: sequence numbers never restart after pruning.
+SELECT_TAIL = (
+    "SELECT seq, hash FROM (SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1) "
+    "AS live UNION ALL SELECT seq, hash FROM (SELECT seq, hash FROM archived_leaves "
+    "ORDER BY seq DESC LIMIT 1) AS kept ORDER BY seq DESC LIMIT 1"
+)
+
+SELECT_ARCHIVED = "SELECT seq, hash, leaf_hash FROM archived_leaves"
+SELECT_ARCHIVES = (
+    "SELECT name, period, period_end, first_seq, end_seq, tree_size, sha256, created "
+    "FROM archives ORDER BY first_seq"
+)
+
 
 class PagedReads:
     """Streaming reads shared by the stores, over each store's own ``_pages``
@@ -199,10 +278,24 @@ class PagedReads:
         self, start: int = 0
     ) -> AsyncGenerator[list[bytes], None]:
         """The leaf hashes from ``start`` in seq order, ``CHUNK`` at a time."""
-        pages = self._pages("SELECT seq, leaf_hash FROM records", start)
+        # One statement per page reads both tables at one moment, so a prune that
+        # commits between pages moves rows without hiding them.
+        pages = self._pages(SELECT_LEAVES, start)
         async with contextlib.aclosing(pages) as chunks:
             async for rows in chunks:
                 yield [bytes(row[1]) for row in rows]
+
+    async def iter_archived_leaves(
+        self, start: int = 0
+    ) -> AsyncGenerator[list[ArchivedLeaf], None]:
+        """The kept hashes of archived records from ``start``, ``CHUNK`` at a time."""
+        pages = self._pages(SELECT_ARCHIVED, start)
+        async with contextlib.aclosing(pages) as chunks:
+            async for rows in chunks:
+                yield [
+                    ArchivedLeaf(int(row[0]), str(row[1]), bytes(row[2]))
+                    for row in rows
+                ]
 
     async def iter_records(
         self, start: int = 0
@@ -238,6 +331,34 @@ def columns(r: SealedRecord) -> tuple[Any, ...]:
 
 def stored_record(row: Sequence[Any]) -> StoredRecord:
     return StoredRecord(int(row[0]), str(row[1]), bytes(row[2]), bytes(row[3]))
+
+
+def archive_entry(row: Sequence[Any]) -> ArchiveEntry:
+    """An :class:`ArchiveEntry` from a row of :data:`SELECT_ARCHIVES`."""
+    return ArchiveEntry(
+        name=str(row[0]),
+        period=str(row[1]),
+        period_end=float(row[2]),
+        first_seq=int(row[3]),
+        end_seq=int(row[4]),
+        tree_size=int(row[5]),
+        sha256=str(row[6]),
+        created=float(row[7]),
+    )
+
+
+def archive_columns(entry: ArchiveEntry) -> tuple[Any, ...]:
+    """The values of an ``archives`` row, in :data:`SELECT_ARCHIVES` order."""
+    return (
+        entry.name,
+        entry.period,
+        entry.period_end,
+        entry.first_seq,
+        entry.end_seq,
+        entry.tree_size,
+        entry.sha256,
+        entry.created,
+    )
 
 
 def checkpoint_or_none(body: bytes) -> Checkpoint | None:

@@ -17,6 +17,12 @@ known (retired keys included), not revoked at the checkpoint's time, its signatu
 valid, its root the rebuilt root, and an RFC 9162 consistency
 proof from the previous checkpoint, built from the records, must verify. The
 report names the first problem found and stops there.
+
+Records moved to archive files (see :mod:`gateway.msglog.archive`) left only their
+seq, hash and leaf hash behind. That prefix is verified by hash only: the kept
+leaves must be contiguous from seq 0, they join the tree like any leaf (so an
+altered one gives another root at the next checkpoint), a checkpoint must cover
+all of them, and the first live record must chain to the last kept hash.
 """
 
 from __future__ import annotations
@@ -31,7 +37,12 @@ from gateway.keytypes import parse_metadata
 from gateway.msglog import merkle
 from gateway.msglog.checkpoint import Checkpoint, PublicKey, verify_signature
 from gateway.msglog.records import parse, record_hash
-from gateway.msglog.store import LogStore, StoredCheckpoint, StoredRecord
+from gateway.msglog.store import (
+    ArchivedLeaf,
+    LogStore,
+    StoredCheckpoint,
+    StoredRecord,
+)
 
 HASH_MISMATCH = "hash mismatch"
 MISSING_RECORD = "missing record"
@@ -42,6 +53,7 @@ BAD_SIGNATURE = "bad checkpoint signature"
 UNKNOWN_KEY = "unknown key id"
 REVOKED_KEY = "signed by revoked key"
 BACKDATED = "checkpoint time goes backwards"
+UNSEALED_ARCHIVE = "archived records not sealed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,8 @@ class VerifyReport:
     signatures_verified: int
     consistency_verified: int
     problem: Problem | None
+    #: How many of ``records`` are archived, verified by their kept hashes only.
+    archived: int = 0
 
     @property
     def ok(self) -> bool:
@@ -101,6 +115,30 @@ class _Verifier:
         self.consistency = 0
         self.last_sealed: Checkpoint | None = None
         self.builder: merkle.ConsistencyProofBuilder | None = None
+        self.archived = 0
+
+    def archived_leaf(self, kept: ArchivedLeaf) -> Problem | None:
+        """Add the kept hashes of an archived record (they must be contiguous)."""
+        p = self.tree.size
+        if kept.seq != p:
+            detail = f"the next archived leaf is seq {kept.seq}"
+            return Problem(MISSING_RECORD, detail, seq=p)
+        self.tree.append(kept.leaf_hash)
+        if self.builder is not None:
+            self.builder.add(kept.leaf_hash)
+        self.prev_hash = kept.hash
+        self.archived += 1
+        return self.sealed()
+
+    def archive_sealed(self) -> Problem | None:
+        """Whether a checkpoint covers every archived leaf (else they are unproved)."""
+        sizes = [_size_of(stored) for stored in self.queue]
+        if self.last_sealed is not None:
+            sizes.append(self.last_sealed.tree_size)
+        if self.archived == 0 or max(sizes, default=0) >= self.archived:
+            return None
+        detail = f"no checkpoint covers the {self.archived} archived leaves"
+        return Problem(UNSEALED_ARCHIVE, detail, seq=self.archived - 1)
 
     def record(self, row: StoredRecord, after: StoredRecord | None) -> Problem | None:
         p = self.tree.size
@@ -259,6 +297,7 @@ class _Verifier:
             signatures_verified=self.signatures,
             consistency_verified=self.consistency,
             problem=problem,
+            archived=self.archived,
         )
 
 
@@ -284,11 +323,12 @@ async def verify_log(
     if problem is not None:
         return verifier.report(problem)
 
-    problem = verifier.sealed()
+    problem = verifier.sealed() or await _archived_prefix(store, verifier)
     if problem is not None:
         return verifier.report(problem)
 
-    async with contextlib.aclosing(_with_next(store, progress)) as pairs:
+    live = _with_next(store, progress, verifier.archived)
+    async with contextlib.aclosing(live) as pairs:
         async for row, after in pairs:
             problem = verifier.record(row, after)
             if problem is not None:
@@ -335,12 +375,25 @@ def keys_from_keyring(
     return keys, revoked
 
 
+async def _archived_prefix(store: LogStore, verifier: _Verifier) -> Problem | None:
+    """Feed the kept hashes of archived records; the first problem, if any."""
+    async with contextlib.aclosing(store.iter_archived_leaves()) as chunks:
+        async for chunk in chunks:
+            for kept in chunk:
+                problem = verifier.archived_leaf(kept)
+                if problem is not None:
+                    return problem
+    return verifier.archive_sealed()
+
+
 async def _with_next(
-    store: LogStore, progress: Callable[[int], None] | None
+    store: LogStore, progress: Callable[[int], None] | None, done: int = 0
 ) -> AsyncGenerator[tuple[StoredRecord, StoredRecord | None], None]:
-    """Each record with the one after it, streaming chunk by chunk."""
+    """Each record with the one after it, streaming chunk by chunk.
+
+    ``progress`` gets the records checked so far, ``done`` of them before these.
+    """
     held: StoredRecord | None = None
-    done = 0
     async with contextlib.aclosing(store.iter_records()) as chunks:
         async for chunk in chunks:
             for row in chunk:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.msglog import KeySigner, LogStore, MessageLog, SqliteLogStore, public_jwk
+from gateway.msglog.bodylog import BodyLog
 from gateway.msglog.postgres import PostgresLogStore
 
 
@@ -155,3 +157,39 @@ def tamper(db_path: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
                 db.execute(sql, params)
     finally:
         db.close()
+
+
+DAY = 86400.0
+#: 2023-11-14 00:00:00 UTC: day 0 of the dated logs.
+DAY_ZERO = 1_699_920_000.0
+#: The service whose bodies the dated logs keep encrypted.
+STUDENTS = "WB/GOV/SED/banglarshiksha/students"
+
+
+def dated_record(i: int, *, per_day: int = 5) -> dict[str, Any]:
+    """:func:`make_record` ``i``, dated on day ``i // per_day`` after day 0."""
+    return {**make_record(i), "ts": DAY_ZERO + (i // per_day) * DAY + i}
+
+
+async def build_dated_log(
+    store: LogStore,
+    signer: KeySigner | None,
+    count: int = 15,
+    *,
+    bodies: BodyLog | None = None,
+) -> None:
+    """Write ``count`` records, five a day from day 0, and seal them all if signed.
+
+    With ``bodies`` each record's request and response bodies are logged too.
+    """
+    log = MessageLog(store, signer=signer, checkpoint_interval_s=3600, bodies=bodies)
+    await log.start()
+    for i in range(log.size, log.size + count):
+        request, response = f"request {i}".encode(), f"response {i}".encode()
+        record = {
+            **dated_record(i),
+            "request_body_sha256": hashlib.sha256(request).hexdigest(),
+            "response_body_sha256": hashlib.sha256(response).hexdigest(),
+        }
+        await log.append(record, bodies=(request, response) if bodies else None)
+    await log.close()
