@@ -68,6 +68,9 @@ class NodeMetrics:
             buckets=_STEP_BUCKETS,
             registry=r,
         )
+        #: The step histogram's children by step: ``labels()`` costs a lookup
+        #: under a lock on every call, and every exchange observes a dozen steps.
+        self._steps: dict[str, Any] = {}
         self.exchange_seconds = Histogram(
             "mediator_exchange_duration_seconds",
             "Time from the first byte read to the answer",
@@ -126,8 +129,13 @@ class NodeMetrics:
             decision=record.decision.value,
             status=str(record.status),
         ).inc()
+        steps = self._steps
         for step, ms in record.durations_ms.items():
-            self.step_seconds.labels(step=step).observe(ms / 1000)
+            child = steps.get(step)
+            if child is None:
+                # Step names are the pipeline's own, a fixed small set.
+                child = steps[step] = self.step_seconds.labels(step=step)
+            child.observe(ms / 1000)
         self.exchange_seconds.observe(record.total_ms() / 1000)
 
     def client_label(self, client_id: str | None) -> str:
