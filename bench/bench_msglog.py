@@ -1,11 +1,12 @@
 """Message log throughput: group commit on SQLite, and whole-log verification time.
 
-Run: ``.venv/bin/python bench/bench_msglog.py [--records 20000] [--verify 100000]
-[--windows 0,2] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]``.
-Each group commit window in ``--windows`` (ms) is run in turn, side by side. Writes into a
-temporary directory (and a PostgreSQL schema) that are removed afterwards. The
-verify run also times inclusion proofs at the full size (from the stored interior
-nodes, and streamed from every leaf) and reports peak RSS.
+Run: ``.venv/bin/python bench/bench_msglog.py [--records 20000]
+[--verify 100000] [--windows 0,2]
+[--postgres postgresql://postgres@127.0.0.1:5432/postgres]``.
+Each group commit window in ``--windows`` (ms) is run in turn, side by side.
+Writes into a temporary directory (and a PostgreSQL schema) that are removed
+afterwards. The verify run also times inclusion proofs at the full size (from the
+stored interior nodes, and streamed from every leaf) and reports peak RSS.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ async def appenders(
     total: int,
     concurrency: int,
     signer: KeySigner,
+    *,
     window_ms: float,
 ) -> None:
     log = MessageLog(
@@ -149,7 +151,7 @@ async def postgres_appenders(
             total,
             concurrency,
             signer,
-            window_ms,
+            window_ms=window_ms,
         )
     finally:
         conn = await asyncpg.connect(dsn)
@@ -181,7 +183,7 @@ def main() -> None:
                     args.records,
                     args.concurrency,
                     signer,
-                    window,
+                    window_ms=window,
                 )
             )
             if args.postgres:
