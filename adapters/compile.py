@@ -40,7 +40,7 @@ from adapters.transforms import (
     split_transform,
 )
 from gateway.errors import ConfigError
-from gateway.yamlconf import line_of
+from gateway.yamlconf import ErrorCollector, line_of
 
 #: Bengali digits U+09E6 (zero) to U+09EF (nine), folded to ASCII by ``digits: ascii``.
 _BENGALI_DIGITS = {0x09E6 + i: str(i) for i in range(10)}
@@ -185,11 +185,17 @@ def _table_key(value: Any) -> tuple[str, Any] | None:
 
 
 class MappingCompiler:
-    """Compiles the mappings of one adapter file; errors name the file and line."""
+    """Compiles the mappings of one adapter file; errors name the file and line.
+
+    A field that does not compile is left out of its object and its error goes to
+    :attr:`collector`, so that every bad field of a file is found in one pass; the
+    loader raises what was collected before it uses anything compiled.
+    """
 
     def __init__(self, file: Path, document: Any, tables: dict[str, TableSpec]) -> None:
         self.file = file
         self.document = document
+        self.collector = ErrorCollector()
         self._tables = tables
         self._compiled_tables: dict[str, Transform] = {}
 
@@ -206,11 +212,14 @@ class MappingCompiler:
     def object(
         self, fields: Mapping, loc: list[str | int], params: frozenset[str] | None
     ) -> Builder:
-        """A builder of one output object. ``params`` None: no request scope here."""
-        items = [
-            (name, self.field(spec, [*loc, name], params))
-            for name, spec in fields.items()
-        ]
+        """A builder of one output object. ``params`` None: no request scope here.
+
+        A field that does not compile is recorded in :attr:`collector`.
+        """
+        items: list[tuple[str, Getter]] = []
+        for name, spec in fields.items():
+            with self.collector.attempt():
+                items.append((name, self.field(spec, [*loc, name], params)))
 
         def build(base: Any, scope: Scope) -> dict[str, Any]:
             out: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from adapters.schemas import SchemaLoader
 from adapters.spec import UNION_TAGS, AdapterSpec, ExampleSpec
 from gateway.errors import ConfigError, MediatorError
 from gateway.identifiers import ClientId, ServiceId
-from gateway.yamlconf import line_of, read_yaml
+from gateway.yamlconf import problems, read_yaml, validation_errors
 
 ADAPTER_FILE = "adapter.yaml"
 
@@ -46,23 +46,35 @@ class Adapter:
 
 
 def load_adapter(file: Path) -> Adapter:
-    """Read, validate and compile one ``adapter.yaml``; raise ConfigError."""
+    """Read, validate and compile one ``adapter.yaml``; raise ConfigError.
+
+    Every problem of the file is found before anything is raised: several raise
+    :class:`~gateway.yamlconf.GroupedConfigError`, one problem for each bad field,
+    endpoint or table.
+    """
     document = read_yaml(file, expand_env=False)  # no environment in a mapping
     spec = _validate(document, file)
     compiler = MappingCompiler(file, document, spec.tables)
-    client, service = _identifiers(spec, compiler)
+    collector = compiler.collector
+    pair: list[tuple[ClientId, ServiceId]] = []
+    with collector.attempt():
+        pair.append(_identifiers(spec, compiler))
     schemas = SchemaLoader(file.parent)
     names: set[str] = set()
     endpoints: list[EndpointAdapter] = []
     for index, endpoint in enumerate(spec.endpoints):
-        if endpoint.name in names:
-            raise compiler.error(["endpoints", index, "name"], "name used twice")
-        names.add(endpoint.name)
-        endpoints.append(
-            compile_endpoint(spec.name, index, endpoint, compiler, schemas)
-        )
+        with collector.attempt():
+            if endpoint.name in names:
+                raise compiler.error(["endpoints", index, "name"], "name used twice")
+            names.add(endpoint.name)
+            endpoints.append(
+                compile_endpoint(spec.name, index, endpoint, compiler, schemas)
+            )
     for name in spec.tables:
-        compiler.named_table(name, ["tables", name])
+        with collector.attempt():
+            compiler.named_table(name, ["tables", name])
+    collector.raise_any()
+    client, service = pair[0]  # present: a failure was raised just above
     return Adapter(
         spec.name, file, client, service, tuple(endpoints), tuple(spec.examples)
     )
@@ -73,13 +85,7 @@ def _validate(document: Any, file: Path) -> AdapterSpec:
     try:
         return AdapterSpec.model_validate(plain(document))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [
-            p for p in error["loc"] if isinstance(p, int | str) and p not in UNION_TAGS
-        ]
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        line = line_of(document, loc)
-        raise ConfigError(str(file), f"{where}: {error['msg']}", line=line) from exc
+        raise validation_errors(exc, document, file, UNION_TAGS) from exc
 
 
 def _identifiers(
@@ -111,7 +117,7 @@ class AdapterSet:
 
     @classmethod
     def check(cls, directory: Path) -> list[ConfigError]:
-        """Every problem: the first of each adapter file, then clashes between them."""
+        """Every problem of each adapter file, then clashes between them."""
         try:
             files = _files(directory)
         except ConfigError as exc:
@@ -122,7 +128,7 @@ class AdapterSet:
             try:
                 adapters.append(load_adapter(file))
             except ConfigError as exc:
-                errors.append(exc)
+                errors.extend(problems(exc))
         try:
             _check_unique(adapters)
         except ConfigError as exc:

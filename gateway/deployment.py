@@ -19,7 +19,7 @@ from gateway.directory import Directory
 from gateway.errors import ConfigError, MediatorError
 from gateway.identifiers import ClientId, ServiceId
 from gateway.settings import NodeSettings
-from gateway.yamlconf import line_of, load_model, read_yaml
+from gateway.yamlconf import all_errors, line_of, load_model, read_yaml
 from policies import Policies, check_config, load_policies
 
 
@@ -70,16 +70,18 @@ def load_checked(config_dir: Path, state_dir: Path | None = None) -> Deployment:
 
 def check_deployment(config_dir: Path) -> list[ConfigError]:
     """Every problem of a deployment, each with its file and line."""
-    errors: list[ConfigError] = []
     directories: list[Directory] = []
-    for check in (
-        lambda: load_model(config_dir / "node.yaml", NodeSettings),
-        lambda: directories.append(Directory.load(config_dir / "directory.yaml")),
-    ):
-        try:
-            check()
-        except ConfigError as exc:
-            errors.append(exc)
+    errors = all_errors(
+        [
+            ("node", lambda: load_model(config_dir / "node.yaml", NodeSettings)),
+            (
+                "directory",
+                lambda: directories.append(
+                    Directory.load(config_dir / "directory.yaml")
+                ),
+            ),
+        ]
+    )
     errors.extend(check_config(config_dir))
     errors.extend(AdapterSet.check(config_dir / "adapters"))
     if directories:

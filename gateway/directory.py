@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.clientkeys import (
     ALLOWED_ALGORITHMS,
@@ -24,7 +25,7 @@ from gateway.clientkeys import (
 from gateway.errors import ConfigError, MediatorError
 from gateway.identifiers import ClientId, ServiceId
 from gateway.settings import DirectoryFile, ServiceEntry, SubsystemEntry
-from gateway.yamlconf import load_model
+from gateway.yamlconf import ErrorCollector, line_of, read_yaml, validate
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -75,30 +76,38 @@ class Directory:
 
     @classmethod
     def load(cls, path: Path) -> Directory:
-        """Load ``directory.yaml`` and the JWKS files it names; raise ConfigError."""
-        data = load_model(path, DirectoryFile)
+        """Load ``directory.yaml`` and the JWKS files it names; raise ConfigError.
+
+        Every subsystem is checked before anything is raised: several bad ones
+        raise GroupedConfigError, one problem for each, located at its line.
+        """
+        document = read_yaml(path)
+        data = validate(document, DirectoryFile, path)
         subsystems: dict[ClientId, Subsystem] = {}
         services: dict[ServiceId, Service] = {}
-        for member in data.members:
-            for entry in member.subsystems:
-                client = _client_id(f"{member.id}/{entry.code}", path)
-                if client.instance != data.instance:
-                    raise ConfigError(
-                        str(path), f"{client}: instance is not {data.instance}"
-                    )
-                if client in subsystems:
-                    raise ConfigError(str(path), f"{client} is listed twice")
-                subsystems[client] = Subsystem(
-                    client,
-                    entry.title,
-                    _static_keys(entry, path),
-                    _remote_keys(entry, client),
-                )
-                for svc in entry.services:
-                    sid = ServiceId(client, svc.code)
-                    if sid in services:
-                        raise ConfigError(str(path), f"{sid} is listed twice")
-                    services[sid] = Service(sid, str(svc.url).rstrip("/"), svc)
+        collector = ErrorCollector()
+        for m, member in enumerate(data.members):
+            for s, entry in enumerate(member.subsystems):
+                at = _Where(path, document, ("members", m, "subsystems", s))
+                added: list[ClientId] = []
+                with collector.attempt():
+                    subsystem = _subsystem(f"{member.id}/{entry.code}", entry, at)
+                    if subsystem.id.instance != data.instance:
+                        reason = f"{subsystem.id}: instance is not {data.instance}"
+                        raise at.error("code", reason)
+                    if subsystem.id in subsystems:
+                        raise at.error("code", f"{subsystem.id} is listed twice")
+                    subsystems[subsystem.id] = subsystem
+                    added.append(subsystem.id)
+                for client in added:
+                    for index, svc in enumerate(entry.services):
+                        sid = ServiceId(client, svc.code)
+                        with collector.attempt():
+                            if sid in services:
+                                place = _Where(path, document, (*at.loc, "services"))
+                                raise place.error(index, f"{sid} is listed twice")
+                            services[sid] = Service(sid, str(svc.url).rstrip("/"), svc)
+        collector.raise_any()
         return cls(data.instance, subsystems, services)
 
     def subsystem(self, client: ClientId) -> Subsystem | None:
@@ -114,11 +123,29 @@ class Directory:
         return sorted(self._services.values(), key=lambda s: str(s.id))
 
 
-def _client_id(text: str, path: Path) -> ClientId:
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """A place in ``directory.yaml``, for errors that name its field and line."""
+
+    path: Path
+    document: Any
+    loc: tuple[int | str, ...]
+
+    def error(self, key: int | str, reason: str) -> ConfigError:
+        loc = (*self.loc, key)
+        where = ".".join(str(part) for part in loc)
+        line = line_of(self.document, loc)
+        return ConfigError(str(self.path), f"{where}: {reason}", line=line)
+
+
+def _subsystem(text: str, entry: SubsystemEntry, at: _Where) -> Subsystem:
+    """One subsystem with its keys; raise ConfigError for a bad id or key set."""
     try:
-        return ClientId.parse(text)
+        client = ClientId.parse(text)
     except MediatorError as exc:
-        raise ConfigError(str(path), f"{text!r} is not a valid subsystem id") from exc
+        raise at.error("code", f"{text!r} is not a valid subsystem id") from exc
+    keys = _static_keys(entry, at)
+    return Subsystem(client, entry.title, keys, _remote_keys(entry, client))
 
 
 def load_jwks(path: Path) -> dict[str, RegisteredKey]:
@@ -130,11 +157,12 @@ def load_jwks(path: Path) -> dict[str, RegisteredKey]:
     return parse_jwks(document, str(path))
 
 
-def _static_keys(entry: SubsystemEntry, path: Path) -> dict[str, RegisteredKey]:
+def _static_keys(entry: SubsystemEntry, at: _Where) -> dict[str, RegisteredKey]:
+    path = at.path
     keys = load_jwks(path.parent / entry.keys) if entry.keys else {}
     inline = parse_jwk_list(entry.keys_inline, f"{path}: {entry.code}.keys_inline")
     for kid in keys.keys() & inline.keys():
-        raise ConfigError(str(path), f"{entry.code}: key {kid!r} is given twice")
+        raise at.error("keys_inline", f"{entry.code}: key {kid!r} is given twice")
     return keys | inline
 
 

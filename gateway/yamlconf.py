@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,17 +106,85 @@ def line_of(data: Any, loc: Sequence[int | str]) -> int | None:
     return line
 
 
+class GroupedConfigError(ConfigError):
+    """Several problems in one file: ``errors`` holds each, with its own line.
+
+    The message is the first problem's, with how many more there are, so that a
+    node refusing to start still names a file, a line and a reason.
+    """
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s) in this file)"
+        super().__init__(first.file, first.reason + more, line=first.line)
+        self.errors = list(errors)
+
+
+def problems(error: ConfigError) -> list[ConfigError]:
+    """Each problem an error stands for: itself, or each one a group holds."""
+    if isinstance(error, GroupedConfigError):
+        return list(error.errors)
+    return [error]
+
+
+class ErrorCollector:
+    """Gathers the ConfigErrors of independent checks of one file, then raises all.
+
+    Each check runs in :meth:`attempt`; a check that fails is recorded and the
+    caller goes on to the next. :meth:`raise_any` raises the one error, or a
+    :class:`GroupedConfigError` for several, so a loader still fails as a whole.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Run the block; record a ConfigError it raises instead of propagating it."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.errors.extend(problems(exc))
+
+    def raise_any(self) -> None:
+        """Raise what was recorded, if anything."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise GroupedConfigError(self.errors)
+
+
+def validation_errors(
+    exc: ValidationError, data: Any, path: Path, skip: frozenset[str] = frozenset()
+) -> ConfigError:
+    """Every problem pydantic found, located in the YAML, at most one per line.
+
+    Parts of a location in ``skip`` (union tags the YAML does not have) are left
+    out. Several problems on one line are mostly one mistake seen by each member
+    of a union, so only the first of them is kept; missing keys, which all sit on
+    their parent's line, are each reported.
+    """
+    found: dict[object, ConfigError] = {}
+    for error in exc.errors():
+        loc = [p for p in error["loc"] if isinstance(p, int | str) and p not in skip]
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        line = line_of(data, loc)
+        key = where if line is None or error["type"] == "missing" else line
+        if key not in found:
+            found[key] = ConfigError(str(path), f"{where}: {error['msg']}", line=line)
+    errors = list(found.values())
+    return errors[0] if len(errors) == 1 else GroupedConfigError(errors)
+
+
 def validate(data: Any, model: type[M], path: Path) -> M:
-    """Validate parsed YAML into ``model``; raise ConfigError at the first bad key."""
+    """Validate parsed YAML into ``model``; raise ConfigError naming each bad key.
+
+    Several problems raise :class:`GroupedConfigError`, at most one per line.
+    """
     try:
         return model.model_validate(_plain(data))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [p for p in error["loc"] if isinstance(p, int | str)]
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        raise ConfigError(
-            str(path), f"{where}: {error['msg']}", line=line_of(data, loc)
-        ) from exc
+        raise validation_errors(exc, data, path) from exc
 
 
 def load_model(path: Path, model: type[M]) -> M:
@@ -132,11 +201,9 @@ def _plain(node: Any) -> Any:
 
 
 def all_errors(checks: Iterable[tuple[str, Any]]) -> list[ConfigError]:
-    """Run each ``(label, thunk)`` and collect the ConfigErrors instead of stopping."""
-    errors: list[ConfigError] = []
+    """Run each ``(label, thunk)``; collect every problem instead of stopping."""
+    collector = ErrorCollector()
     for _label, thunk in checks:
-        try:
+        with collector.attempt():
             thunk()
-        except ConfigError as exc:
-            errors.append(exc)
-    return errors
+    return collector.errors

@@ -28,7 +28,7 @@ from pydantic import Field
 from gateway.clientip import Network, parse_networks
 from gateway.errors import AccessDeniedError, ConfigError, MediatorError, Reason
 from gateway.identifiers import ClientId, ServiceId
-from gateway.yamlconf import Strict, line_of, read_yaml, validate
+from gateway.yamlconf import ErrorCollector, Strict, line_of, read_yaml, validate
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -137,19 +137,23 @@ class AccessPolicy:
 
         Raises ConfigError with the file and line for a malformed file, an unknown key,
         a bad identifier, method, path pattern or rate, a rule id used twice, or a
-        purpose that ``known_purposes`` does not contain.
+        purpose that ``known_purposes`` does not contain. Several bad rules (or
+        endpoints of a rule) raise GroupedConfigError, one problem for each.
         """
         data = read_yaml(path)
         parsed = validate(data, AccessFile, path)
         endpoints: list[_Endpoint] = []
         seen: set[str] = set()
+        collector = ErrorCollector()
         for index, entry in enumerate(parsed.rights):
             where = _Where(path, data, ("rights", index))
-            if entry.id in seen:
-                raise where.error("id", f"rule id {entry.id!r} is used twice")
-            seen.add(entry.id)
-            rule = _rule(entry, known_purposes, where)
-            endpoints.extend(_endpoints(entry, rule, where))
+            with collector.attempt():
+                if entry.id in seen:
+                    raise where.error("id", f"rule id {entry.id!r} is used twice")
+                seen.add(entry.id)
+                rule = _rule(entry, known_purposes, where)
+                endpoints.extend(_endpoints(entry, rule, where))
+        collector.raise_any()
         return cls(endpoints)
 
     def match(
@@ -276,15 +280,20 @@ def _check_rate(rate: str, where: _Where) -> None:
 
 def _endpoints(entry: RightEntry, rule: AccessRule, where: _Where) -> list[_Endpoint]:
     endpoints: list[_Endpoint] = []
+    collector = ErrorCollector()
     for index, endpoint in enumerate(entry.endpoints):
         at = _Where(where.path, where.data, (*where.loc, "endpoints", index))
-        if endpoint.method not in METHODS:
-            raise at.error(
-                "method", f"method must be one of {', '.join(sorted(METHODS))}"
-            )
-        try:
-            regex = compile_pattern(endpoint.path)
-        except ValueError as exc:
-            raise at.error("path", str(exc)) from exc
-        endpoints.append(_Endpoint(endpoint.method, endpoint.path, regex, rule))
+        with collector.attempt():
+            endpoints.append(_endpoint(endpoint, rule, at))
+    collector.raise_any()
     return endpoints
+
+
+def _endpoint(endpoint: EndpointEntry, rule: AccessRule, at: _Where) -> _Endpoint:
+    if endpoint.method not in METHODS:
+        raise at.error("method", f"method must be one of {', '.join(sorted(METHODS))}")
+    try:
+        regex = compile_pattern(endpoint.path)
+    except ValueError as exc:
+        raise at.error("path", str(exc)) from exc
+    return _Endpoint(endpoint.method, endpoint.path, regex, rule)

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from gateway.errors import AccessDeniedError, ConfigError, Reason
-from gateway.yamlconf import Strict, line_of, read_yaml, validate
+from gateway.yamlconf import ErrorCollector, Strict, line_of, read_yaml, validate
 from policies.access import AccessRule
 from policies.release import Release, compile_release
 
@@ -116,18 +116,22 @@ class PurposeSet:
 
         Besides the shape of each entry this checks that ids are unique, that the
         controller is a member id, that the subject pointer is a JSON Pointer and
-        that every field path compiles.
+        that every field path compiles. Several bad purposes raise
+        GroupedConfigError, one problem for each.
         """
         data = read_yaml(path)
         parsed = validate(data, PurposesFile, path)
         purposes: dict[str, Purpose] = {}
+        collector = ErrorCollector()
         for index, entry in enumerate(parsed.purposes):
-            purpose = _purpose(entry, _Locate(path, data, index))
-            if purpose.id in purposes:
-                raise _Locate(path, data, index).error(
-                    ("id",), "purpose id is used twice"
-                )
-            purposes[purpose.id] = purpose
+            with collector.attempt():
+                purpose = _purpose(entry, _Locate(path, data, index))
+                if purpose.id in purposes:
+                    raise _Locate(path, data, index).error(
+                        ("id",), "purpose id is used twice"
+                    )
+                purposes[purpose.id] = purpose
+        collector.raise_any()
         return cls(purposes)
 
     def get(self, purpose_id: str) -> Purpose | None:

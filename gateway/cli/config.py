@@ -40,11 +40,13 @@ def adapters_test(ctx: CliContext) -> None:
     """Run every adapter's examples, both directions; exit 1 if any fails."""
     from adapters import AdapterSet, run_examples
     from gateway.errors import ConfigError
+    from gateway.yamlconf import problems
 
     try:
         adapters = AdapterSet.load(ctx.config_dir / "adapters")
     except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
+        for problem in problems(exc):
+            click.echo(f"configuration error: {problem}", err=True)
         sys.exit(2)
     results = run_examples(adapters)
     for result in results:
