@@ -26,13 +26,13 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.client import DepartmentClient
-from gateway.demo import traffic
-from gateway.demo.consents import record_consents
+from gateway.demo import aikyashree, iosms, traffic
+from gateway.demo.consents import node_keyring, record_consents, revoke_consents
 from gateway.demo.evidence import export_and_verify, verify_whole_log
 from gateway.demo.setup import DemoDeployment, prepare
 from gateway.directory import RegisteredKey
 from gateway.identifiers import ClientId
-from gateway.keyring import SigningKey
+from gateway.keyring import Keyring, SigningKey
 from gateway.settings import UpstreamSettings
 from gateway.upstream import make_client
 from registry_stub.ids import make_student_id
@@ -196,18 +196,43 @@ class _Plan:
     applicants: list[tuple[str, dict[str, Any] | None, str]]
     rosters: dict[str, int]
     beneficiaries: list[tuple[dict[str, Any], bool]]
+    aikyashree: aikyashree.Plan
+    staff: dict[str, list[dict[str, Any]]]
+    #: The Aikyashree consents by student id, to revoke one during the run.
+    consent_ids: dict[str, str]
+    keyring: Keyring
 
 
 def _plan(demo: DemoDeployment) -> _Plan:
-    """Who is asked about, from the registry's data; consents recorded before start."""
-    plan = _Plan(_applicants(demo), _rosters(demo), _beneficiaries(demo))
-    revoked = sum(state == "revoked" for _s, _d, state in plan.applicants)
-    withheld = sum(state == "none" for _s, _d, state in plan.applicants)
-    console.print(
-        f"consents recorded for {len(plan.applicants) - revoked - withheld} "
-        f"Kanyashree applicants ({withheld} without consent, {revoked} revoked)"
+    """Who is asked about, from the registry's data; consents recorded before start.
+
+    Every consent revision is signed with the node's keyring, as the node signs them.
+    """
+    keyring = node_keyring(demo)
+    applicants = _applicants(demo, keyring)
+    minority, consent_ids = _aikyashree(demo, keyring)
+    plan = _Plan(
+        applicants,
+        _rosters(demo),
+        _beneficiaries(demo),
+        minority,
+        iosms.staff_lists(demo.registry_db),
+        consent_ids,
+        keyring,
     )
+    states = [state for _s, _d, state in plan.applicants]
+    _print_consents("Kanyashree", states)
+    _print_consents("Aikyashree", [a[2] for a in minority.consented()])
+    console.print(f"every consent revision signed by the node's key {keyring.key_id}")
     return plan
+
+
+def _print_consents(scheme: str, states: list[str]) -> None:
+    revoked, withheld = states.count("revoked"), states.count("none")
+    console.print(
+        f"consents recorded for {len(states) - revoked - withheld} {scheme} "
+        f"applicants ({withheld} without consent, {revoked} revoked)"
+    )
 
 
 async def _traffic(demo: DemoDeployment, plan: _Plan) -> list[traffic.Outcome]:
@@ -221,11 +246,15 @@ async def _traffic(demo: DemoDeployment, plan: _Plan) -> list[traffic.Outcome]:
         kanyashree = clients[traffic.KANYASHREE]
         saboojsathi = clients[traffic.SABOOJSATHI]
         ifms = clients[traffic.IFMS]
+        minority = clients[aikyashree.AIKYASHREE]
+        staff = clients[iosms.IOSMS]
 
         applicants = plan.applicants
         jobs = traffic.kanyashree_jobs(kanyashree, applicants)
         jobs += traffic.saboojsathi_jobs(saboojsathi, plan.rosters)
         jobs += traffic.ifms_jobs(ifms, plan.beneficiaries)
+        jobs += aikyashree.jobs(minority, plan.aikyashree.applicants)
+        jobs += iosms.jobs(staff, plan.staff)
         began = time.perf_counter()
         outcomes = await traffic.run_all(traffic.shuffled(jobs))
         elapsed = time.perf_counter() - began
@@ -238,10 +267,25 @@ async def _traffic(demo: DemoDeployment, plan: _Plan) -> list[traffic.Outcome]:
             return _client(demo, http, cid, key, kanyashree.node_keys)
 
         hostile = traffic.hostile_jobs(kanyashree, saboojsathi, make, applicants[0][0])
+        hostile += _revocation_jobs(demo, plan, minority)
+        hostile += iosms.refused_jobs(staff)
         outcomes += await traffic.run_all(hostile, concurrency=1)
         return outcomes
     finally:
         await http.aclose()
+
+
+def _revocation_jobs(
+    demo: DemoDeployment, plan: _Plan, client: DepartmentClient
+) -> list[tuple[str, traffic.Expectation, traffic.Call]]:
+    """A guardian revokes an Aikyashree consent between two identical requests."""
+    applicant = plan.aikyashree.revoked_in_run
+    consent_id = plan.consent_ids[applicant[0]]
+
+    async def revoke() -> None:
+        await revoke_consents(demo, [consent_id], plan.keyring)
+
+    return aikyashree.revocation_jobs(client, applicant, revoke)
 
 
 def _client(
@@ -261,7 +305,9 @@ def _client(
     )
 
 
-def _applicants(demo: DemoDeployment) -> list[tuple[str, dict[str, Any] | None, str]]:
+def _applicants(
+    demo: DemoDeployment, keyring: Keyring
+) -> list[tuple[str, dict[str, Any] | None, str]]:
     """500 Kanyashree applicants with their consent state; consents are recorded.
 
     Most are girls in classes VIII-XII (some outside the age window on the scheme's
@@ -291,8 +337,28 @@ def _applicants(demo: DemoDeployment) -> list[tuple[str, dict[str, Any] | None, 
     applicants = [
         (sid, doc, state) for (sid, doc), state in zip(chosen, states, strict=True)
     ]
-    record_consents(demo, applicants)
+    record_consents(demo, applicants, keyring=keyring)
     return applicants
+
+
+def _aikyashree(
+    demo: DemoDeployment, keyring: Keyring
+) -> tuple[aikyashree.Plan, dict[str, str]]:
+    """Aikyashree's applicants, with their guardians' consents recorded."""
+    rng = random.Random(2027)  # noqa: S311 (synthetic demo data)
+    try:
+        plan = aikyashree.plan(demo.registry_db, rng)
+    except LookupError as exc:
+        raise DemoError(str(exc)) from exc
+    consent_ids = record_consents(
+        demo,
+        [(sid, doc, state) for sid, doc, state, _dob in plan.consented()],
+        client=aikyashree.AIKYASHREE,
+        purpose_id=aikyashree.PURPOSE,
+        actor="aikyashree-portal",
+        keyring=keyring,
+    )
+    return plan, consent_ids
 
 
 def _pick(rng: random.Random, found: list[dict[str, Any]], count: int) -> list[Any]:

@@ -3,9 +3,10 @@
 Kanyashree checks applicants (eligible girls, boys, girls outside the age window,
 students no longer enrolled, unknown ids, applicants without consent and one whose
 guardian revoked it), SaboojSathi pulls class IX rosters, iFMS checks bank accounts
-(some wrong), and a few hostile requests must be refused. Expectations come from the
-registry's own data, read directly, so the demo checks the mediator against ground
-truth rather than against itself.
+(some wrong), and a few hostile requests must be refused; Aikyashree and iOSMS
+have modules of their own. Expectations come from the registry's own data, read
+directly, so the demo checks the mediator against ground truth rather than against
+itself.
 """
 
 from __future__ import annotations
