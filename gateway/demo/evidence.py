@@ -26,14 +26,23 @@ class LogCheckError(Exception):
 
 
 def verify_whole_log(demo: DemoDeployment, *, expected_records: int) -> None:
-    """``mediator log verify``; the log must hold a record for every request sent."""
+    """``mediator log verify``; then one final record for every request sent.
+
+    ``expected_records`` is the number of requests. Each has exactly one final
+    record (``exchange`` or ``response``), and every request record written
+    before forwarding has the response record of its exchange.
+    """
     output = _mediator(demo, "log", "verify")
     console.print(output.strip())
-    records = asyncio.run(_count(demo))
-    if records < expected_records:
-        raise LogCheckError(f"{records} records for {expected_records} requests")
+    final, forwarded, unanswered = asyncio.run(_count(demo))
+    if final != expected_records:
+        raise LogCheckError(f"{final} final records for {expected_records} requests")
+    if unanswered:
+        raise LogCheckError(f"{unanswered} request records without a response")
     console.print(
-        f"message log holds {records} records for {expected_records} requests"
+        f"message log holds {final + forwarded} records for {expected_records} "
+        f"requests: one final record each, and {forwarded} request records "
+        "written before forwarding"
     )
 
 
@@ -66,13 +75,24 @@ def _mediator(demo: DemoDeployment, *args: str) -> str:
     return done.stdout
 
 
-async def _count(demo: DemoDeployment) -> int:
+async def _count(demo: DemoDeployment) -> tuple[int, int, int]:
+    """Final records, request records, and request records with no response."""
     store = SqliteLogStore(demo.state_dir / "messagelog.db")
     await store.open()
+    final, requested, answered = 0, set(), set()
     try:
-        return (await store.tail()).size
+        async for chunk in store.iter_records():
+            for row in chunk:
+                record = orjson.loads(row.canonical)
+                if record["direction"] == "request":
+                    requested.add(record["message_id"])
+                    continue
+                final += 1
+                if record["direction"] == "response":
+                    answered.add(record["message_id"])
     finally:
         await store.close()
+    return final, len(requested), len(requested - answered)
 
 
 async def _one_forwarded(demo: DemoDeployment) -> str:
