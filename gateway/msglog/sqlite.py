@@ -22,6 +22,7 @@ from gateway.msglog.checkpoint import Checkpoint
 from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
+    COLUMNS,
     RECORD_INDEXES,
     SELECT_ARCHIVES,
     SELECT_RECORDS,
@@ -289,9 +290,14 @@ class SqliteLogStore(PagedReads):
             rows = seal(
                 LogTail(0, "") if last is None else LogTail(last[0] + 1, last[1])
             )
-            db.executemany(_INSERT, [columns(row) for row in rows])
-            db.executemany(
-                "INSERT INTO bodies (seq, entries) VALUES (?, ?)",
+            # A statement per chunk, not per row: each statement hands the
+            # interpreter lock back and forth once, and under load every
+            # handback waits for the event loop's thread to let go of it.
+            _insert_rows(db, "records", COLUMNS, [columns(row) for row in rows])
+            _insert_rows(
+                db,
+                "bodies",
+                "seq, entries",
                 [(row.seq, row.bodies) for row in rows if row.bodies is not None],
             )
             db.execute("COMMIT")
@@ -363,11 +369,25 @@ class SqliteLogStore(PagedReads):
         return self._conn().execute(sql, params).fetchall()
 
 
-_INSERT = (
-    "INSERT INTO records (seq, hash, leaf_hash, canonical, ts, message_id, "
-    "client_id, service_id, decision, subject_hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+#: Rows per INSERT statement: well under SQLite's 32,766 bound parameters.
+_ROWS_PER_INSERT = 500
+
+
+def _insert_rows(
+    db: sqlite3.Connection, table: str, names: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` into ``table`` with one multi-row statement per chunk."""
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        values = [value for row in chunk for value in row]
+        db.execute(_insert_sql(table, names, len(chunk[0]), len(chunk)), values)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, names: str, width: int, count: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"INSERT INTO {table} ({names}) VALUES " + ", ".join([row] * count)  # noqa: S608 - our own names
+
 
 _ARCHIVED_SIZE = "SELECT max(seq) FROM archived_leaves"
 _KEEP_ARCHIVED = (
