@@ -55,6 +55,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _REQUEST_LINE_SLACK = 64
 # A body that keeps arriving at the minimum rate is checked again this often.
 _RATE_CHECK_S = 5.0
+# How long a refused connection stays open after its answer and a FIN, unless
+# the client closes it first.
+_LINGER_S = 1.0
 _VERSIONS = frozenset({"1.0", "1.1"})
 # A length or coding header with whitespace before the colon (RFC 9112 section 5.1).
 _SPACED_FRAMING_NAME = re.compile(
@@ -199,6 +202,7 @@ class MediatorHttpProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_started = 0.0
         self._body_bytes = 0
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     # -- connection ---------------------------------------------------------------
 
@@ -219,6 +223,8 @@ class MediatorHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -309,7 +315,7 @@ class MediatorHttpProtocol(HttpToolsProtocol):
 
     def _fail_body(self, error: FramingError) -> None:
         """The app answers: its next ``receive`` raises ``error``."""
-        self._stop_reading()
+        self._stop_parsing()
         self._guard.failure = error
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
@@ -320,7 +326,7 @@ class MediatorHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self, error: MediatorError) -> None:
         """Answer and log a request the app never sees, after any answer in progress."""
-        self._stop_reading()
+        self._stop_parsing()
         busy = self.cycle is not None and not self.cycle.response_complete
         if busy or self.pipeline:
             # Answered when the earlier answer is out; a stalled one closes instead.
@@ -352,7 +358,21 @@ class MediatorHttpProtocol(HttpToolsProtocol):
                 bytes(response.body),
             )
         self._write(status, headers, body)
-        self.transport.close()
+        self._close_after_answer()
+
+    def _close_after_answer(self) -> None:
+        """Half-close, then close when the client does or after ``_LINGER_S``.
+
+        Closing outright while the client is still sending resets the
+        connection, and the reset can destroy the answer before the client has
+        read it (RFC 9112 section 9.6). Meanwhile what arrives is dropped.
+        """
+        transport = self.transport
+        if transport.is_closing() or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self._linger_timer = self.loop.call_later(_LINGER_S, transport.close)
 
     def _write(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
@@ -365,11 +385,12 @@ class MediatorHttpProtocol(HttpToolsProtocol):
         lines.extend([b"\r\n", body])
         self.transport.write(b"".join(lines))
 
-    def _stop_reading(self) -> None:
+    def _stop_parsing(self) -> None:
+        # Later bytes are still read, and dropped: a socket closed with unread
+        # bytes resets the connection, and the reset can destroy the answer
+        # before the client has read it (RFC 9112 section 9.6).
         self._stopped = True
         self._cancel_timers()
-        if not self.transport.is_closing():
-            self.transport.pause_reading()
 
     def _stop_after_response(self) -> None:
         # An Upgrade or CONNECT: the rest of the stream is not HTTP/1.1 for us.
