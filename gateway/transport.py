@@ -8,7 +8,9 @@ give:
 - a connection that carried a HEAD, 204 or 304 response is closed, never pooled:
   a provider that writes a body after such a response would otherwise have its
   stray bytes read as the answer to the next exchange on that connection, which
-  may belong to another client (response desync, C06);
+  may belong to another client (response desync, C06); bytes that arrive in the
+  same segment as such a head are dropped and reported (:attr:`ProviderAnswer.stray`),
+  never parsed as a second answer that would fail the first;
 - failures are told apart by phase (no answer yet, or a body cut short), and no
   library text, address or body byte reaches an error;
 - a retry can ask for a fresh connection (:data:`FRESH_CONNECTION`) instead of
@@ -17,13 +19,18 @@ give:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterator
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import httpx
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.connector import Connection
+from aiohttp.http import RawResponseMessage
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 
 from gateway.settings import UpstreamSettings
 
@@ -31,11 +38,15 @@ from gateway.settings import UpstreamSettings
 FRESH_CONNECTION: Final = "mediator.fresh_connection"
 #: Statuses whose responses never have a body (RFC 9110 sections 15.3.5, 15.4.5).
 BODYLESS_STATUS: Final = frozenset({204, 304})
+#: Response extension set when bytes followed a bodyless answer and were dropped.
+STRAY_BYTES: Final = "mediator.stray_bytes"
 
 _CHUNK: Final = 64 * 1024
 _FRAMED_BY_AIOHTTP: Final = frozenset(
     {"connection", "keep-alive", "content-length", "transfer-encoding"}
 )
+# The end of a response head (RFC 9112 section 2.1).
+_HEAD_END: Final = b"\r\n\r\n"
 
 
 class MalformedResponseError(httpx.RemoteProtocolError):
@@ -84,6 +95,7 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             headers=list(answer.raw_headers),
             stream=stream,
             request=request,
+            extensions={STRAY_BYTES: True} if answer.stray else {},
         )
 
     async def open(
@@ -117,7 +129,8 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         bodyless = method == "HEAD" or response.status in BODYLESS_STATUS
         if bodyless:
             response.close()
-        return ProviderAnswer(response, bodyless=bodyless)
+        stray = isinstance(response, _ProviderResponse) and response.stray
+        return ProviderAnswer(response, bodyless=bodyless, stray=stray)
 
     async def aclose(self) -> None:
         """Close both sessions and their connections."""
@@ -141,6 +154,10 @@ class ProviderTransport(httpx.AsyncBaseTransport):
             keepalive_timeout=None if force_close else self._settings.keepalive_s,
             force_close=force_close,
         )
+        # aiohttp has no public hook for the protocol its connections use.
+        connector._factory = functools.partial(
+            _one_answer_protocol, asyncio.get_running_loop()
+        )
         session = aiohttp.ClientSession(
             connector=connector,
             response_class=_ProviderResponse,
@@ -155,6 +172,76 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         return session
 
 
+class _OneAnswerProtocol(ResponseHandler):
+    """A provider connection that reads one answer per request, and nothing after.
+
+    aiohttp's parser reads each segment to its end, so bytes a provider writes in
+    the same segment as a HEAD, 204 or 304 head would be parsed as a second answer,
+    and their parse error would fail the genuine first one. This protocol hands
+    the parser a response head on its own; once a bodyless answer is complete,
+    or once a second final answer shows up for one request, every later byte is
+    dropped, :attr:`stray` is set and the connection is never pooled again (C06).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.stray = False
+        self._reading_head = True
+        self._complete = False
+        # The last bytes of a head so far: its end may straddle two segments.
+        self._head_tail = b""
+
+    def set_response_params(self, **params: Any) -> None:
+        """Start reading the answer to a new request."""
+        self.stray = False
+        self._reading_head, self._complete, self._head_tail = True, False, b""
+        super().set_response_params(**params)
+
+    def data_received(self, data: bytes) -> None:
+        if self._complete:
+            if data:
+                self._drop_stray()
+            return
+        if not self._reading_head or self._parser is None:
+            super().data_received(data)
+            return
+        seen = self._head_tail + data
+        end = seen.find(_HEAD_END)
+        if end < 0:
+            self._head_tail = seen[-(len(_HEAD_END) - 1) :]
+            super().data_received(data)
+            return
+        cut = end + len(_HEAD_END) - len(self._head_tail)
+        self._head_tail = b""
+        super().data_received(data[:cut])
+        if len(data) > cut:
+            self.data_received(data[cut:])
+
+    def feed_data(
+        self, data: tuple[RawResponseMessage, StreamReader], size: int = 0
+    ) -> None:
+        """Queue the request's one final answer; drop any other (RFC 9110 15)."""
+        message, payload = data
+        if not self._reading_head:
+            self._drop_stray()
+            return
+        if 100 <= message.code < 200 and message.code != 101:
+            # An interim answer: the final head follows.
+            super().feed_data(data, size)
+            return
+        self._reading_head = False
+        self._complete = payload is EMPTY_PAYLOAD
+        super().feed_data(data, size)
+
+    def _drop_stray(self) -> None:
+        self.stray = True
+        self.force_close()
+
+
+def _one_answer_protocol(loop: asyncio.AbstractEventLoop) -> ResponseHandler:
+    return _OneAnswerProtocol(loop)
+
+
 class _ProviderResponse(aiohttp.ClientResponse):
     """A response whose connection is closed, never pooled, if it has no body.
 
@@ -163,11 +250,16 @@ class _ProviderResponse(aiohttp.ClientResponse):
     the next request on that connection (response desync, C06).
     """
 
+    #: True when bytes after a bodyless answer arrived with it and were dropped.
+    stray = False
+
     async def start(self, connection: Connection) -> aiohttp.ClientResponse:
         protocol = connection.protocol
         await super().start(connection)
         # No await since the connection went back to the pool: nobody took it yet.
         bodyless = self.method == "HEAD" or self.status in BODYLESS_STATUS
+        if isinstance(protocol, _OneAnswerProtocol):
+            self.stray = protocol.stray
         if bodyless and protocol is not None:
             protocol.close()
         return self
@@ -177,15 +269,19 @@ class ProviderAnswer:
     """A provider's status and headers, with the body still to be read.
 
     ``bodyless`` answers (to HEAD, or 204 and 304) have their connection closed
-    already and yield no chunk.
+    already and yield no chunk; ``stray`` says that bytes arrived after such an
+    answer and were dropped.
     """
 
-    __slots__ = ("_response", "bodyless", "status")
+    __slots__ = ("_response", "bodyless", "status", "stray")
 
-    def __init__(self, response: aiohttp.ClientResponse, *, bodyless: bool) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, *, bodyless: bool, stray: bool = False
+    ) -> None:
         self._response = response
         self.status = response.status
         self.bodyless = bodyless
+        self.stray = stray
 
     @property
     def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:

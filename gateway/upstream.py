@@ -42,6 +42,7 @@ from gateway.settings import UpstreamSettings
 from gateway.transport import (
     BODYLESS_STATUS,
     FRESH_CONNECTION,
+    STRAY_BYTES,
     MalformedResponseError,
     ProviderTransport,
 )
@@ -107,6 +108,8 @@ class _Answer(Protocol):
     """A provider's answer with its body unread, whichever client fetched it."""
 
     status: int
+    #: True when bytes after a bodyless answer were dropped by the transport.
+    stray: bool
 
     def headers(self) -> list[tuple[str, str]]: ...
 
@@ -225,11 +228,12 @@ class _Call:
 class _HttpxAnswer:
     """An httpx response as an :class:`_Answer`."""
 
-    __slots__ = ("_response", "status")
+    __slots__ = ("_response", "status", "stray")
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self.status = response.status_code
+        self.stray = bool(response.extensions.get(STRAY_BYTES))
 
     def headers(self) -> list[tuple[str, str]]:
         return self._response.headers.multi_items()
@@ -252,7 +256,7 @@ async def _read_answer(
     headers = answer.headers()
     if call.method == "HEAD" or answer.status in BODYLESS_STATUS:
         stray = await _read_body(answer, call.max_body_bytes, bounded=False)
-        notes = ("upstream_body_on_bodyless_response",) if stray else ()
+        notes = ("upstream_body_on_bodyless_response",) if stray or answer.stray else ()
         return answer.status, headers, b"", notes
 
     declared = _declared_length(headers)

@@ -286,3 +286,18 @@ class Spy:
             return await original(method, url, headers, body, **kwargs)
 
         monkeypatch.setattr(harness.node.upstream, "send", spy)
+
+
+async def outcome(harness: Harness, reply: Reply) -> dict[str, Any]:
+    """The record that says how the exchange behind ``reply`` ended.
+
+    A forwarded exchange may also have a request record under the same message
+    id; the outcome is the record that is not that one.
+    """
+    message_id = reply.headers["x-road-id"]
+    (record,) = [
+        r
+        for r in await harness.records()
+        if r["message_id"] == message_id and r.get("direction") != "request"
+    ]
+    return record

@@ -16,6 +16,7 @@ from tests.gateway.conftest import Harness
 from tests.gateway.hostile.support import (
     SCHOOLS,
     consented_applicant,
+    outcome,
     provider,
     route_to,
     send,
@@ -62,30 +63,62 @@ async def test_stray_bytes_after_a_head_answer_never_reach_the_next_client(
     assert get.status_code == 200
     assert b"999901234563" not in get.body
     assert fake.connections == 2
-    records = await harness.records()
-    assert [r["status"] for r in records] == [200, 200]
-    assert "999901234563" not in orjson.dumps(records).decode()
+    assert (await outcome(harness, head))["status"] == 200
+    assert (await outcome(harness, get))["status"] == 200
+    assert "999901234563" not in orjson.dumps(await harness.records()).decode()
 
 
-async def test_stray_bytes_in_the_same_packet_are_a_protocol_violation(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("split", [0, 2], ids=["whole-head", "head-end-apart"])
+@pytest.mark.parametrize(
+    ("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)]
+)
+async def test_stray_bytes_in_the_same_segment_are_dropped_and_noted(
+    harness: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    status: int,
+    split: int,
 ) -> None:
-    """The provider client reads them as a second, malformed answer: 502, no leak."""
+    """The bodyless answer is served; its connection is discarded, never reused.
+
+    The stray bytes arrive in the segment that ends the head: the whole head, or
+    only the last ``split`` bytes of its blank line after the rest.
+    """
     key = harness.demo.registry_key
     assert key is not None
+    answered: list[int] = []
 
     async def script(_request: bytes, writer: asyncio.StreamWriter) -> None:
-        writer.write(signed_answer(key, 204, b"", headers={"content-length": "56"}))
-        writer.write(STRAY)
+        answered.append(1)
+        if len(answered) > 1:
+            writer.write(signed_answer(key, 200, SCHOOL))
+            await writer.drain()
+            return
+        length = {"content-length": str(len(STRAY))}
+        head = signed_answer(key, status, b"", headers=length)
+        if split:
+            writer.write(head[:-split])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            head = head[-split:]
+        writer.write(head + STRAY)
         await writer.drain()
 
     async with provider(script) as fake:
         route_to(harness, monkeypatch, fake.port)
-        response = await send(harness, "GET", f"/{SCHOOLS}/19110900503")
+        first = await send(harness, method, f"/{SCHOOLS}/19110900503")
+        second = await send(harness, "GET", f"/{SCHOOLS}/19110900503")
 
-    assert response.status_code == 502
-    assert response.headers["x-road-error"].endswith("upstream_protocol_violation")
-    assert b"999901234563" not in response.body
+    assert first.status_code == status
+    assert first.body == b""
+    assert "transfer-encoding" not in first.headers
+    assert second.status_code == 200
+    assert second.body == SCHOOL
+    assert fake.connections == 2
+    noted = await outcome(harness, first)
+    assert noted["reason"] == "upstream_protocol_violation"
+    assert noted["status"] == status
+    assert "999901234563" not in orjson.dumps(await harness.records()).decode()
 
 
 @pytest.mark.parametrize("status", [204, 304])
@@ -168,7 +201,7 @@ async def test_post_closed_without_an_answer_is_502_and_sent_once(
     )
     assert len(fake.requests) == 1
     _no_address(response.body, fake.port)
-    (record,) = await harness.records()
+    record = await outcome(harness, response)
     assert record["decision"] == "upstream_error"
     assert record["upstream_called"] is True
 
@@ -193,7 +226,7 @@ async def test_get_closed_without_an_answer_is_retried_once_on_a_fresh_connectio
         response = await send(harness, "GET", f"/{SCHOOLS}/19110900503")
 
     assert response.status_code == 200
-    (record,) = await harness.records()
+    record = await outcome(harness, response)
     assert record["upstream_attempts"] == 2
 
 
@@ -239,5 +272,5 @@ async def test_truncated_or_garbage_answers_are_502_never_passed_on(
     assert response.headers["x-road-error"] == f"Server.Provider.{reason}"
     assert b"x" * 100 not in response.body
     _no_address(response.body, fake.port)
-    (record,) = await harness.records()
+    record = await outcome(harness, response)
     assert record["reason"] == reason
