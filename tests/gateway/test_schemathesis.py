@@ -1,4 +1,5 @@
-"""schemathesis against the registry's and the admin API's OpenAPI documents.
+"""schemathesis against the registry's and the admin API's OpenAPI documents, and
+against the service documents the node serves through its metaservices.
 
 Cases are drawn from each operation's schema (valid ones and, in negative mode,
 ones that break the schema) and sent in process through ASGI; no answer may be a
@@ -25,9 +26,12 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.generation.case import Case
 
+from gateway import wire
 from gateway.admin.auth import ADMIN_ROLES, Role, add_key
+from gateway.identifiers import ClientId, ServiceId
+from gateway.metaservices import xroad_path
 from registry_stub.app import create_app as create_registry
-from tests.gateway.conftest import Harness
+from tests.gateway.conftest import SABOOJSATHI, Harness
 
 pytestmark = pytest.mark.anyio
 
@@ -145,6 +149,124 @@ async def test_the_admin_api_never_answers_a_server_error(harness: Harness) -> N
     )
 
     assert len(cases) > 50
+    assert errors == []
+
+
+def _credentials(harness: Harness, client: ClientId) -> dict[str, str]:
+    """Fresh credentials for ``client``: an assertion is accepted once."""
+    return {
+        "authorization": f"Bearer {harness.client(client).assertion()}",
+        "x-road-client": str(client),
+    }
+
+
+def _as_clients(harness: Harness) -> Iterator[tuple[ClientId, dict[str, str]]]:
+    """Every subsystem of the deployment in turn, with fresh credentials."""
+    for client in itertools.cycle(sorted(harness.demo.client_keys, key=str)):
+        yield client, _credentials(harness, client)
+
+
+async def _meta(harness: Harness, path: str, client: ClientId, **query: str) -> Any:
+    """A metaservice's JSON answer; a subsystem that provides nothing has none."""
+    answer = await harness.http.get(
+        f"{harness.demo.mediator_url}/r1/{path}",
+        params=query,
+        headers=_credentials(harness, client),
+    )
+    if answer.status_code == 404:
+        return {"service": []}
+    assert answer.status_code == 200, (path, answer.status_code)
+    return answer.json()
+
+
+async def _served_documents(
+    harness: Harness, caller: ClientId
+) -> dict[ServiceId, dict[str, Any]]:
+    """Every service document, found as a client finds it: listClients, then
+    listMethods of each subsystem, then getOpenAPI of each OPENAPI service."""
+    documents: dict[ServiceId, dict[str, Any]] = {}
+    for member in (await _meta(harness, "listClients", caller))["member"]:
+        ident = member["id"]
+        if ident["object_type"] != "SUBSYSTEM":
+            continue
+        provider = ClientId(
+            ident["xroad_instance"],
+            ident["member_class"],
+            ident["member_code"],
+            ident["subsystem_code"],
+        )
+        listing = await _meta(harness, f"{provider}/listMethods", caller)
+        for service in listing["service"]:
+            if service["service_type"] == "OPENAPI":
+                sid = ServiceId(provider, service["service_code"])
+                documents[sid] = await _meta(
+                    harness, f"{provider}/getOpenAPI", caller, serviceCode=sid.code
+                )
+    return documents
+
+
+async def _allowed(
+    harness: Harness, providers: set[ClientId]
+) -> dict[tuple[ServiceId, str, str], ClientId]:
+    """(service, method, X-Road path) to a client that allowedMethods says may
+    call it, so that a case reaches past access control where it can."""
+    callers: dict[tuple[ServiceId, str, str], ClientId] = {}
+    for client in sorted(harness.demo.client_keys, key=str):
+        for provider in providers:
+            listing = await _meta(harness, f"{provider}/allowedMethods", client)
+            for service in listing["service"]:
+                sid = ServiceId(provider, service["service_code"])
+                for endpoint in service["endpoint_list"]:
+                    key = (sid, endpoint["method"], endpoint["path"])
+                    callers.setdefault(key, client)
+    return callers
+
+
+def _purposes(harness: Harness) -> dict[tuple[ClientId, ServiceId], str]:
+    return {
+        (rule.client, rule.service): rule.purposes[0]
+        for rule in harness.node.deployment.policies.access.rules()
+        if rule.purposes
+    }
+
+
+@pytest.fixture
+def registry_db(registry_db: Path, tmp_path: Path) -> Path:
+    """A copy of the session's registry: cases here may write to it."""
+    database = tmp_path / "registry-copy.db"
+    shutil.copyfile(registry_db, database)
+    return database
+
+
+async def test_the_services_the_node_describes_never_answer_a_server_error(
+    harness: Harness,
+) -> None:
+    """Each case is sent as a client allowed to call its endpoint, with the
+    purpose of that client's right, if there is one; else as any client."""
+    documents = await _served_documents(harness, SABOOJSATHI)
+    callers = await _allowed(harness, {sid.provider for sid in documents})
+    purposes = _purposes(harness)
+    anyone = _as_clients(harness)
+    cases: list[tuple[ServiceId, str, Case[Any]]] = []
+    for sid, document in documents.items():
+        (server,) = document["servers"]
+        assert server["url"] == f"{harness.demo.mediator_url}/r1/{sid}"
+        cases += [(sid, server["url"], case) for case in _cases(document)]
+
+    errors: list[str] = []
+    for sid, url, case in cases:
+        client = callers.get((sid, case.method.upper(), xroad_path(case.path)))
+        if client is None:
+            client, headers = next(anyone)
+        else:
+            headers = _credentials(harness, client)
+        if (purpose := purposes.get((client, sid))) is not None:
+            headers[wire.PURPOSE] = purpose
+        errors += await _server_errors(harness.http, [case], url, iter([headers]))
+
+    assert len(documents) >= 2
+    assert len(cases) > 50
+    assert any(key[0] in documents for key in callers)
     assert errors == []
 
 
