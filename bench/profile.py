@@ -28,7 +28,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("provider client (Upstream, transport, aiohttp)", ("Upstream.send",)),
     ("provider signature verify", ("verify_response",)),
     ("request signing", ("sign_request",)),
-    ("client authentication (JWT)", ("ExchangePipeline._authenticate",)),
+    ("client authentication (JWT)", ("ClientAuthenticator.authenticate",)),
     ("consent", ("ExchangePipeline._consent",)),
     ("adapters: request", ("ExchangePipeline._adapt_request",)),
     ("release and response mapping", ("ExchangePipeline._release",)),
