@@ -146,7 +146,7 @@ class Node:
                 settings.redis, redis_client, checked=replay_checked
             )
         else:
-            replay = MemoryReplayCache()
+            replay = MemoryReplayCache(settings.auth.memory_replay_entries)
             log.warning(
                 "node.no_redis",
                 detail="replay cache and rate limits are kept per node",

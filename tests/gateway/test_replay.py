@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
 from collections.abc import AsyncIterator
 
 import anyio
 import fakeredis
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -56,6 +60,57 @@ async def test_memory_entry_expires_after_its_ttl() -> None:
     after_expiry = await cache.first_use("ns", "J1", 10)
 
     assert (still_live, after_expiry) == (False, True)
+
+
+@pytest.mark.anyio
+async def test_memory_evicts_after_an_idle_gap_and_keeps_later_entries() -> None:
+    clock = Clock()
+    cache = MemoryReplayCache(clock=clock)
+    await cache.first_use("ns", "short", 10)
+    await cache.first_use("ns", "long", 1000)
+
+    clock.now += 500  # far more seconds than there are buckets
+    await cache.first_use("ns", "new", 10)
+    after_gap = len(cache)
+    long_still_refused = not await cache.first_use("ns", "long", 1000)
+    clock.now += 2000
+    await cache.first_use("ns", "last", 10)
+
+    assert after_gap == 2  # "short" gone; "long" and "new" live
+    assert long_still_refused
+    assert len(cache) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=40),
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.sampled_from(["ns1", "ns2"]),
+            st.integers(min_value=1, max_value=30),
+        ),
+        max_size=60,
+    )
+)
+def test_memory_answers_like_a_plain_table_of_deadlines(
+    uses: list[tuple[float, str, str, int]],
+) -> None:
+    clock = Clock()
+    cache = MemoryReplayCache(clock=clock)
+    model: dict[tuple[str, str], int] = {}
+
+    async def replay() -> None:
+        for advance, token, namespace, ttl in uses:
+            clock.now += advance
+            expected = model.get((namespace, token), -1) <= clock.now
+            if expected:
+                model[(namespace, token)] = math.ceil(clock.now + ttl)
+            assert await cache.first_use(namespace, token, ttl) is expected
+            live = sum(deadline > clock.now for deadline in model.values())
+            assert live <= len(cache) <= len(model)
+
+    asyncio.run(replay())
 
 
 @pytest.mark.anyio
