@@ -63,7 +63,7 @@ class MemoryReplayCache:
     A node answering a few hundred exchanges a second holds every assertion of
     the last few minutes, so entries are kept small: a 16-byte digest of the
     namespace and token id, its deadline in whole seconds, and a reference in
-    the list of keys that expire in that second (about 130 bytes an entry,
+    the list of keys that expire in that second (about 140 bytes an entry,
     against some 300 for tuples of hex strings in a heap).
     """
 

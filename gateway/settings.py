@@ -122,7 +122,7 @@ class AuthSettings(Strict):
     leeway_s: int = Field(60, ge=0, le=300)
     signature_max_age_s: int = Field(300, ge=1)
     #: Live assertions the in-process replay cache holds (no Redis): when full,
-    #: new ones are refused (fail closed). About 130 bytes each; a node at
+    #: new ones are refused (fail closed). About 140 bytes each; a node at
     #: 1,000 exchanges/s with 300-s assertions holds some 300,000.
     memory_replay_entries: int = Field(1_000_000, ge=1, le=50_000_000)
 
