@@ -134,7 +134,9 @@ def mediator_target(world: World, url: str, tokens: Path) -> Target:
     return Target(url, f"/r1/{STUDENTS}/verify-enrolment", headers, bodies, tokens)
 
 
-def write_assertions(world: World, path: Path, count: int) -> Path:
+def write_assertions(
+    world: World, path: Path, count: int, *, lifetime_s: int = ASSERTION_LIFETIME_S
+) -> Path:
     """``count`` fresh Kanyashree assertions, one a line."""
     key = world.demo.client_keys[KANYASHREE]
     with path.open("w") as handle:
@@ -143,7 +145,7 @@ def write_assertions(world: World, path: Path, count: int) -> Path:
                 client_id=KANYASHREE,
                 key=key,
                 audience=world.demo.audience,
-                lifetime_s=ASSERTION_LIFETIME_S,
+                lifetime_s=lifetime_s,
             )
             handle.write(token + "\n")
     return path
