@@ -10,8 +10,15 @@ The fast path is taken only when every value is plainly within what RFC 9421
 section 2.5 allows without transformation: visible ASCII, no surrounding
 whitespace, a simple absolute ``http(s)`` URL. For anything else
 the functions here return None and the
-caller falls back to the library, which normalises or refuses. Verifying what
-others sent always goes through the library.
+caller falls back to the library, which normalises or refuses.
+
+Verifying uses the same functions: :mod:`gateway.sigverify` reads a received
+signature only in one strict form (one member, quoted lower-case component ids
+from a fixed set, plain parameters, padded base64), for which the
+``@signature-params`` written here is exactly the text received, and it
+resolves covered values only where these functions accept them, so the base is
+the one the library would build from the same message. Whenever either does not
+hold, the library reads and checks the signature as before.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 The node signs every request it forwards and every response it returns, and
 verifies providers' responses. The ``http-message-signatures`` library builds and
 checks signature bases; this module keeps it behind a small interface and fixes
-the policy around it:
+the policy around it. Messages in the plain form this protocol uses are signed
+through :mod:`gateway.sigbase` and verified through :mod:`gateway.sigverify`
+without the library's parser, to the same result; anything else goes to the
+library. The policy:
 
 - one signature per message, label ``mediator``, tag ``shiksha-mediator``;
 - covered: the method and target URI (requests) or the status (responses), the
@@ -32,12 +35,11 @@ from http_message_signatures import (
     HTTPMessageSignaturesException,
     HTTPMessageSigner,
     HTTPMessageVerifier,
-    InvalidSignature,
     MappingKeyResolver,
     algorithms,
 )
 
-from gateway import sigbase, wire
+from gateway import sigbase, sigverify, wire
 from gateway.digest import check_content_digest, content_digest
 from gateway.directory import RegisteredKey
 from gateway.errors import (
@@ -48,6 +50,7 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.keytypes import Signer
+from gateway.sigverify import CLOCK_LEEWAY_S, VerifiedSignature
 
 __all__ = [
     "CLOCK_LEEWAY_S",
@@ -65,8 +68,6 @@ __all__ = [
 
 LABEL: Final = "mediator"
 TAG: Final = "shiksha-mediator"
-#: Tolerance for a signer whose clock runs ahead (pyauth/http-message-signatures#10).
-CLOCK_LEEWAY_S: Final = 60
 
 KeyResolver = Callable[[str], RegisteredKey | None]
 Keys = Mapping[str, RegisteredKey] | KeyResolver
@@ -83,16 +84,6 @@ _BY_JWS: Final[dict[str, type[algorithms.HTTPSignatureAlgorithm]]] = {
 }
 _OPTIONAL_REQUEST = (wire.CONTENT_TYPE, wire.XROAD_CLIENT, wire.XROAD_ID)
 _OPTIONAL_RESPONSE = (wire.CONTENT_TYPE, wire.XROAD_ID, wire.XROAD_REQUEST_HASH)
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedSignature:
-    """What a valid signature established: the key, its time and its nonce."""
-
-    kid: str
-    algorithm: str
-    created: int
-    nonce: str | None
 
 
 # -- request and response binding ------------------------------------------------------
@@ -332,13 +323,6 @@ def _sign(
 # -- verifying -------------------------------------------------------------------------
 
 
-class _Rejected(InvalidSignature):
-    def __init__(self, log_reason: str, *, too_old: bool = False) -> None:
-        super().__init__(log_reason)
-        self.log_reason = log_reason
-        self.too_old = too_old
-
-
 class _Verifier(HTTPMessageVerifier):
     """The library's verifier with this node's clock, leeway and maximum age."""
 
@@ -358,19 +342,12 @@ class _Verifier(HTTPMessageVerifier):
 
     def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
         params = sig_input.params
-        created, expires = params.get("created"), params.get("expires")
-        if type(created) is not int:
-            raise _Rejected("created_missing")
-        if created > self._now + CLOCK_LEEWAY_S:
-            raise _Rejected("created_in_future")
-        if self._now - created > self._max_age_s:
-            raise _Rejected("signature_too_old", too_old=True)
-        if expires is None:
-            return
-        if type(expires) is not int:
-            raise _Rejected("expires_malformed")
-        if expires < self._now - CLOCK_LEEWAY_S:
-            raise _Rejected("signature_expired", too_old=True)
+        sigverify.check_times(
+            params.get("created"),
+            params.get("expires"),
+            now=self._now,
+            max_age_s=self._max_age_s,
+        )
 
 
 def verify_request(
@@ -399,6 +376,8 @@ def verify_request(
 
     return _verify(
         view,
+        headers=headers,
+        derived=sigbase.request_derived(method, url),
         required=required,
         optional=_OPTIONAL_REQUEST,
         body=body,
@@ -439,6 +418,8 @@ def verify_response(
             raise fail("request_hash_mismatch", False)
     return _verify(
         view,
+        headers=headers,
+        derived=sigbase.response_derived(status),
         required=required,
         optional=_OPTIONAL_RESPONSE,
         body=body,
@@ -452,8 +433,10 @@ def verify_response(
 def _verify(
     view: _RequestView | _ResponseView,
     *,
+    headers: Mapping[str, str],
+    derived: list[sigbase.Component] | None,
     required: list[str],
-    optional: Iterable[str],
+    optional: tuple[str, ...],
     body: bytes,
     keys: Keys,
     max_age_s: int,
@@ -461,9 +444,11 @@ def _verify(
     fail: Callable[[str, bool], MediatorError],
 ) -> VerifiedSignature:
     # Steps: 1 find the one signature with our tag and its keyid; 2 take the key
-    # and algorithm from the registered keys; 3 check the body digest; 4 let the
-    # library check times, coverage and the signature itself.
-    kid = _tagged_keyid(view.headers)
+    # and algorithm from the registered keys; 3 check the body digest; 4 check
+    # times, coverage and the signature itself. A signature in the strict form of
+    # gateway.sigverify is read and checked there, any other by the library.
+    signed = sigverify.parse_tagged(headers, tag=TAG, known={*required, *optional})
+    kid = _tagged_keyid(view.headers) if signed is None else signed.keyid
     if kid is None:
         raise fail("signature_missing", False)
 
@@ -474,23 +459,60 @@ def _verify(
     if algorithm is None:
         raise fail("algorithm_not_allowed", False)
 
-    if not check_content_digest(view.headers.get(wire.CONTENT_DIGEST), body):
+    if not sigverify.digest_matches(view.headers.get(wire.CONTENT_DIGEST), body):
         raise fail("digest_mismatch", False)
 
     covered = required + [name for name in optional if name in view.headers]
     clock = time.time() if now is None else now
-    verifier = _Verifier(
-        signature_algorithm=algorithm, kid=kid, key=key, now=clock, max_age_s=max_age_s
-    )
     try:
-        results = verifier.verify(
-            view, max_age=None, expect_tag=TAG, require_components=covered, body=body
-        )
-    except _Rejected as exc:
+        verified = None
+        if signed is not None:
+            verified = sigverify.verify(
+                signed,
+                key=key.key,
+                algorithm=algorithm.algorithm_id,
+                derived=derived,
+                headers=headers,
+                required=covered,
+                now=clock,
+                max_age_s=max_age_s,
+            )
+        if verified is None:
+            verified = _verify_with_library(
+                view,
+                kid=kid,
+                key=key,
+                algorithm=algorithm,
+                covered=covered,
+                body=body,
+                now=clock,
+                max_age_s=max_age_s,
+            )
+    except sigverify.Refused as exc:
         raise fail(exc.log_reason, exc.too_old) from exc
     except HTTPMessageSignaturesException as exc:
         raise fail("signature_invalid", False) from exc
+    return verified
 
+
+def _verify_with_library(
+    view: _RequestView | _ResponseView,
+    *,
+    kid: str,
+    key: RegisteredKey,
+    algorithm: type[algorithms.HTTPSignatureAlgorithm],
+    covered: list[str],
+    body: bytes,
+    now: float,
+    max_age_s: int,
+) -> VerifiedSignature:
+    """Step 4 by the library; raises Refused or HTTPMessageSignaturesException."""
+    verifier = _Verifier(
+        signature_algorithm=algorithm, kid=kid, key=key, now=now, max_age_s=max_age_s
+    )
+    results = verifier.verify(
+        view, max_age=None, expect_tag=TAG, require_components=covered, body=body
+    )
     params = results[0].parameters
     nonce = params.get("nonce")
     return VerifiedSignature(

@@ -1,17 +1,19 @@
-"""Signature bases written directly: RFC 9421 B.2.6, byte equality with the library."""
+"""Signature bases written directly: RFC 9421 B.2.4 and B.2.6, as the library writes."""
 
 from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from http_message_signatures import HTTPMessageSigner, algorithms
 
+from gateway.keytypes import verify_raw
 from gateway.sigbase import (
     field_components,
     request_derived,
@@ -130,6 +132,72 @@ def test_rfc9421_b26_base_equals_the_library_base() -> None:
     built = signature_base(
         RFC_B26_COMPONENTS, [("created", 1618884473), ("keyid", "test-key-ed25519")]
     )
+
+    assert built is not None
+    assert built[0] == prepared.signature_base
+
+
+# -- RFC 9421 B.2.4 --------------------------------------------------------------------
+
+# Appendix B.1.3 (test-key-ecc-p256, public) and B.2.4 (a response signed with it;
+# ECDSA is not deterministic, so the signature is checked, not reproduced).
+RFC_P256_PUBLIC = b"""-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqIVYZVLCrPZHGHjP17CTW0/+D9Lf
+w0EkjqF7xB4FivAxzic30tMM4GF+hR6Dxh71Z50VGGdldkkDXZCnTNnoXQ==
+-----END PUBLIC KEY-----
+"""
+RFC_B24_SIGNATURE = (
+    "wNmSUAhwb5LxtOtOpNa6W5xj067m5hFrj0XQ4fvpaCLx0NKocgPquLgyahnzDnDAUy5eCdlYUEkLIj+32"
+    "oiasw=="
+)
+RFC_B24_DIGEST = (
+    "sha-512=:"
+    + base64.b64encode(hashlib.sha512(b'{"message": "good dog"}').digest()).decode()
+    + ":"
+)
+RFC_B24_COMPONENTS = [
+    ("@status", "200"),
+    ("content-type", "application/json"),
+    ("content-digest", RFC_B24_DIGEST),
+    ("content-length", "23"),
+]
+RFC_B24_PARAMS: list[tuple[str, int | str]] = [
+    ("created", 1618884473),
+    ("keyid", "test-key-ecc-p256"),
+]
+
+
+def test_rfc9421_b24_signature_verifies_over_the_base() -> None:
+    key = serialization.load_pem_public_key(RFC_P256_PUBLIC)
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    built = signature_base(RFC_B24_COMPONENTS, RFC_B24_PARAMS)
+    assert built is not None
+
+    signature = base64.b64decode(RFC_B24_SIGNATURE)
+
+    assert verify_raw("ecdsa-p256-sha256", key, built[0], signature)
+
+
+def test_rfc9421_b24_base_equals_the_library_base() -> None:
+    response = _Response(
+        200,
+        {
+            "Content-Type": "application/json",
+            "Content-Digest": RFC_B24_DIGEST,
+            "Content-Length": "23",
+        },
+    )
+    signer = HTTPMessageSigner(signature_algorithm=algorithms.ECDSA_P256_SHA256)
+    prepared = signer.prepare(
+        response,
+        key_id="test-key-ecc-p256",
+        created=datetime.datetime.fromtimestamp(1618884473, datetime.UTC),
+        label="sig-b24",
+        include_alg=False,
+        covered_component_ids=[name for name, _ in RFC_B24_COMPONENTS],
+        use_existing_digest=True,
+    )
+    built = signature_base(RFC_B24_COMPONENTS, RFC_B24_PARAMS)
 
     assert built is not None
     assert built[0] == prepared.signature_base

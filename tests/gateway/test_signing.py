@@ -1,4 +1,9 @@
-"""RFC 9421 signatures and RFC 9530 digests: RFC vectors, round trips and tampering."""
+"""RFC 9421 signatures and RFC 9530 digests: RFC vectors, round trips and tampering.
+
+Every test runs twice: once as the node runs, where a signature in the strict
+form is read and checked by :mod:`gateway.sigverify`, and once with that form
+never recognised, so that the library reads and checks every signature.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from http_message_signatures import HTTPMessageSigner, algorithms
 
-from gateway import signing
+from gateway import signing, sigverify
 from gateway.directory import RegisteredKey
 from gateway.errors import AuthenticationError, NodeError, Reason, UpstreamError
 from gateway.keyring import SigningKey
@@ -71,6 +76,18 @@ def _p256() -> tuple[SigningKey, dict[str, RegisteredKey]]:
 
 
 KEYS = {"ed25519": _ed25519(), "p256": _p256()}
+
+
+def _no_strict_form(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+@pytest.fixture(autouse=True, params=["sigverify", "library"])
+def verify_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Verify through the strict form where it applies, or through the library only."""
+    if request.param == "library":
+        monkeypatch.setattr(sigverify, "parse_tagged", _no_strict_form)
+    return str(request.param)
 
 
 def _signed(
@@ -253,9 +270,10 @@ def test_tampered_request_is_invalid(
     headers = _signed(key)
     if change is not None:
         headers = change(headers)
+    changes = dict(verify_changes)
 
     with pytest.raises(AuthenticationError) as info:
-        _verify(headers, verify_changes.pop("keys", keys), **verify_changes)
+        _verify(headers, changes.pop("keys", keys), **changes)
 
     assert info.value.reason is Reason.INVALID_SIGNATURE
     if log_reason:
