@@ -268,6 +268,15 @@ class MediatorHttpProtocol(HttpToolsProtocol):
         if len(self.url) > self._limits().max_uri_bytes:
             self._raise_refusal(FramingError(Reason.URI_TOO_LONG))
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # The parser reports a chunked request's trailer fields through this
+        # same callback, after the body; uvicorn would add them to the headers
+        # the app reads. Identity, purpose and digests come from the header
+        # section only (RFC 9110 section 6.5.1, case C04): trailers are dropped.
+        if self._in_body:
+            return
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         """Check the head, then let uvicorn start the app; arm the body deadline."""
         self._cancel_head_timer()
