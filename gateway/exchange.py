@@ -56,7 +56,7 @@ from gateway.errors import (
 )
 from gateway.framing import Headers
 from gateway.identifiers import ClientId
-from gateway.jsonbody import dump_json, parse_json
+from gateway.jsonbody import BOM, dump_json, parse_json
 from gateway.keyring import Keyring
 from gateway.paths import resolve
 from gateway.record import Decision, ExchangeRecord, sha256_hex
@@ -373,7 +373,7 @@ class ExchangePipeline:
     ) -> bytes | None:
         """The body for the client, or None to pass the provider's bytes untouched."""
         if purpose is None and adapter is None:
-            return None
+            return _without_bom(response)
         if not response.body:
             return None
         ok = 200 <= response.status < 300
@@ -421,15 +421,36 @@ async def authenticate(
 def _require_json(content_type: str | None) -> None:
     """A request body must say it is JSON (RFC 8259 ``application/json`` or a
     ``+json`` type); raise PayloadError(UNSUPPORTED_MEDIA_TYPE) otherwise."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
+    if not _is_json(content_type):
         raise PayloadError(Reason.UNSUPPORTED_MEDIA_TYPE)
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 def _strip_bom(body: bytes) -> bytes:
     # One leading UTF-8 BOM is accepted and removed (X-Road does the same);
     # parse_json has already refused a second one or one elsewhere.
-    return body[3:] if body.startswith(b"\xef\xbb\xbf") else body
+    return body[len(BOM) :] if body.startswith(BOM) else body
+
+
+def _without_bom(response: UpstreamResponse) -> bytes | None:
+    """A JSON answer passed on as the provider wrote it, less one leading BOM.
+
+    The rule for request bodies, applied to responses (C21): one leading BOM is
+    removed, a second one makes the answer invalid. None when there is nothing
+    to remove, so that the provider's bytes go on untouched.
+    """
+    if not response.body.startswith(BOM) or not _is_json(_content_type(response)):
+        return None
+    body = response.body[len(BOM) :]
+    if body.startswith(BOM):
+        raise UpstreamError(
+            Reason.UPSTREAM_RESPONSE_INVALID, log_reason="upstream_invalid_json"
+        )
+    return body
 
 
 def _encode_path(path: str) -> str:

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 import orjson
 import pytest
 
-from gateway.signing import check_content_digest
+from gateway.signing import check_content_digest, sign_response
+from gateway.upstream import UpstreamResponse
 from tests.gateway.conftest import Harness
-from tests.gateway.hostile.support import Spy, consented_applicant, verify
+from tests.gateway.hostile.support import (
+    SABOOJSATHI,
+    SCHOOLS,
+    Spy,
+    consented_applicant,
+    verify,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -122,3 +130,49 @@ async def test_a_client_digest_that_does_not_match_is_refused(
     assert response.headers["x-road-error"] == "Client.invalid_content_digest"
     (record,) = await harness.exchanges()
     assert record["upstream_called"] is False
+
+
+def _answering(harness: Harness, monkeypatch: pytest.MonkeyPatch, body: bytes) -> None:
+    """The provider answers ``body`` as JSON, signed with its registered key."""
+    key = harness.demo.registry_key
+    assert key is not None
+    json_type = {"content-type": "application/json"}
+    signed = sign_response(key, status=200, headers=json_type, body=body)
+
+    async def answer(*_args: Any, **_kwargs: Any) -> UpstreamResponse:
+        return UpstreamResponse(200, [*json_type.items(), *signed.items()], body, 1)
+
+    monkeypatch.setattr(harness.node.upstream, "send", answer)
+
+
+async def _roster(harness: Harness) -> Any:
+    # SaboojSathi reads schools with no adapter and no purpose: passed through.
+    return await harness.client(SABOOJSATHI).call(
+        "GET", SCHOOLS, "/", query={"district": "Nadia"}
+    )
+
+
+async def test_one_bom_is_stripped_from_a_passed_through_answer_too(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = b'[{"udise_code":"19110900503"}]'
+    _answering(harness, monkeypatch, b"\xef\xbb\xbf" + document)
+
+    answer = await _roster(harness)
+
+    assert answer.status == 200
+    assert answer.signature_ok
+    assert answer.body == document
+    (record,) = await harness.exchanges()
+    assert record["upstream_body_sha256"] != record["response_body_sha256"]
+
+
+async def test_a_second_bom_on_a_passed_through_answer_is_502(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _answering(harness, monkeypatch, b"\xef\xbb\xbf\xef\xbb\xbf[]")
+
+    answer = await _roster(harness)
+
+    assert answer.status == 502
+    assert answer.error_type == "Server.Provider.upstream_response_invalid"
