@@ -73,13 +73,15 @@ _JSON = "application/json"
 
 
 class LogAppend(Protocol):
-    """Appends a record to the message log and returns once it is durable."""
+    """Appends a record to the message log and returns once it is committed
+    (and, with ``flush``, on stable storage)."""
 
     def __call__(
         self,
         record: Mapping[str, Any],
         *,
         bodies: tuple[bytes | None, bytes | None] | None = None,
+        flush: bool = True,
     ) -> Awaitable[object]: ...
 
 
@@ -319,9 +321,11 @@ class ExchangePipeline:
         record.forwarded_body_sha256 = sha256_hex(forward.body)
         record.upstream_called = True
         # Fail closed: nothing leaves the node before its request record is
-        # durable. A log that cannot take it raises LOG_UNAVAILABLE (503).
+        # committed; a log that cannot take it raises LOG_UNAVAILABLE (503).
+        # The response record's flush puts both on stable storage before the
+        # answer; if the node dies in between, no answer left it either.
         await self._log_request(
-            record.to_request_log(), bodies=(record.request_body, None)
+            record.to_request_log(), bodies=(record.request_body, None), flush=False
         )
         record.request_logged = True
         timeout = forward.service.entry.timeout_s

@@ -1,8 +1,11 @@
 """The message log writer: group commit, sealing, and failing closed.
 
-Every append waits until the transaction that holds its record is durable (a
-forwarded exchange appends twice: its request before it leaves the node, its
-response before the answer). One writer task owns the log's state: it takes the
+Every append waits until the transaction that holds its record has committed. A
+forwarded exchange appends twice: its request record before it leaves the node,
+committed but not yet flushed to stable storage (``flush=False``), and its
+response record before the answer, flushed, which makes both durable. A store
+that cannot take the request record raises, so nothing is forwarded; a node that
+dies between the two sent no answer. One writer task owns the log's state: it takes the
 pending records (up to ``group_commit_max``), assigns each its ``seq`` and
 ``prev_hash``, writes the batch in one transaction and only then
 advances the Merkle frontier and answers the waiting appends. Because one task does
@@ -57,7 +60,7 @@ from gateway.msglog.store import LogStore, LogTail, StoreError
 
 logger = structlog.get_logger(__name__)
 
-_Pending = tuple[dict[str, Any], "asyncio.Future[Receipt]", bytes | None]
+_Pending = tuple[dict[str, Any], "asyncio.Future[Receipt]", bytes | None, bool]
 #: The request body as received and the response body as sent.
 Bodies = tuple[bytes | None, bytes | None]
 
@@ -150,9 +153,18 @@ class MessageLog:
             self._sealer = asyncio.create_task(self._seal_loop(), name="msglog-sealer")
 
     async def append(
-        self, record: Mapping[str, Any], *, bodies: Bodies | None = None
+        self,
+        record: Mapping[str, Any],
+        *,
+        bodies: Bodies | None = None,
+        flush: bool = True,
     ) -> Receipt:
-        """Log one exchange record; returns once its transaction has committed.
+        """Log one record; returns once its transaction has committed.
+
+        With ``flush`` (the default) the record is on stable storage when this
+        returns. Without it the record is committed, so a store that cannot take
+        it still raises, but it reaches stable storage with the next flushed
+        batch; a batch is flushed if any record in it asks for that.
 
         For a service whose bodies are logged encrypted, ``bodies`` are encrypted
         and stored beside the record in the same transaction, and the record gets
@@ -167,7 +179,7 @@ class MessageLog:
         if bodies is not None and self._bodies is not None:
             row, stored = await self._seal_bodies(self._bodies, row, bodies)
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, future, stored))
+        self._pending.append((row, future, stored, flush))
         self._wakeup.set()
         if len(self._pending) >= self._max:
             self._full.set()
@@ -275,12 +287,13 @@ class MessageLog:
             sealed[:], failed[:] = _seal_batch(batch, tail)
             return [row for row, _ in sealed]
 
+        flush = any(wants_flush for *_, wants_flush in batch)
         try:
-            rows = await self._store.append_sealing(seal_after)
+            rows = await self._store.append_sealing(seal_after, flush=flush)
         except Exception as exc:  # noqa: BLE001 - every store failure must fail closed
             self._available = False
             logger.warning("msglog_write_failed", error=type(exc).__name__)
-            _fail_all([future for _, future, _ in batch], "log_write_failed")
+            _fail_all([pending[1] for pending in batch], "log_write_failed")
             self._recover()
             return
         finally:
@@ -404,7 +417,7 @@ def _seal_batch(
     sealed: list[tuple[SealedRecord, asyncio.Future[Receipt]]] = []
     failed: list[tuple[asyncio.Future[Receipt], RecordError]] = []
     seq, prev_hash = tail.size, tail.last_hash
-    for record, future, bodies in batch:
+    for record, future, bodies, _ in batch:
         try:
             row = seal(record, seq, prev_hash)
             if bodies is not None:

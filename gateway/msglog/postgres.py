@@ -148,6 +148,12 @@ _INSERT_ARCHIVE = (
 )
 
 _INSERT_BODIES = "INSERT INTO bodies (seq, entries) VALUES ($1, $2)"
+#: The writers' transaction lock; the second form also lets this transaction
+#: commit before its WAL is flushed (``SET LOCAL``, in the same round trip).
+_LOCK_WRITERS = "SELECT pg_advisory_xact_lock($1)"
+_LOCK_WRITERS_UNFLUSHED = (
+    "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock($1)"
+)
 
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -201,10 +207,19 @@ class PostgresLogStore(PagedReads):
             with contextlib.suppress(*_ERRORS):
                 await pool.close()
 
-    async def append_sealing(self, seal: SealFn) -> list[SealedRecord]:
-        """Lock out other writers, seal after the tail, copy the rows in, commit."""
+    async def append_sealing(
+        self, seal: SealFn, *, flush: bool = True
+    ) -> list[SealedRecord]:
+        """Lock out other writers, seal after the tail, copy the rows in, commit.
+
+        Without ``flush`` the transaction commits with ``synchronous_commit`` off:
+        the server answers before its WAL is flushed, and a later synchronous
+        commit, which flushes the WAL up to its own record, makes this one durable.
+        """
         async with _translate("append"), self._conn() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._key("write"))
+            await conn.execute(
+                _LOCK_WRITERS if flush else _LOCK_WRITERS_UNFLUSHED, self._key("write")
+            )
             rows = seal(_tail(await conn.fetchrow(_TAIL)))
             if rows:
                 await conn.copy_records_to_table(

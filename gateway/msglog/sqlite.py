@@ -122,6 +122,8 @@ class SqliteLogStore(PagedReads):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.transactions = 0
+        #: Whether the connection's commits sync the log (``synchronous=FULL``).
+        self._flushing = True
         self._db: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -139,9 +141,16 @@ class SqliteLogStore(PagedReads):
         self._executor.shutdown(wait=True)
         self._executor = None
 
-    async def append_sealing(self, seal: SealFn) -> list[SealedRecord]:
-        """Seal after the stored tail and insert, in one ``BEGIN IMMEDIATE``."""
-        rows = await self._run("append", self._append_sync, seal)
+    async def append_sealing(
+        self, seal: SealFn, *, flush: bool = True
+    ) -> list[SealedRecord]:
+        """Seal after the stored tail and insert, in one ``BEGIN IMMEDIATE``.
+
+        Without ``flush`` the transaction runs with ``synchronous=NORMAL``: its
+        pages reach the write-ahead log but the log is not synced; the next
+        ``FULL`` commit syncs the log and with it this transaction.
+        """
+        rows = await self._run("append", self._append_sync, seal, flush)
         self.transactions += 1
         return rows
 
@@ -282,8 +291,13 @@ class SqliteLogStore(PagedReads):
             raise sqlite3.ProgrammingError("the message log store is not open")
         return self._db
 
-    def _append_sync(self, seal: SealFn) -> list[SealedRecord]:
+    def _append_sync(self, seal: SealFn, flush: bool) -> list[SealedRecord]:
         db = self._conn()
+        if flush != self._flushing:
+            db.execute(
+                "PRAGMA synchronous=FULL" if flush else "PRAGMA synchronous=NORMAL"
+            )
+            self._flushing = flush
         db.execute("BEGIN IMMEDIATE")
         try:
             last = db.execute(SELECT_TAIL).fetchone()

@@ -126,13 +126,18 @@ class LogStore(Protocol):
         """Release the database."""
         ...
 
-    async def append_sealing(self, seal: SealFn) -> list[SealedRecord]:
+    async def append_sealing(
+        self, seal: SealFn, *, flush: bool = True
+    ) -> list[SealedRecord]:
         """Append one batch: in one transaction that excludes every other writer,
         read the tail, call ``seal`` with it and store the rows it returns.
 
         Sequence numbers thus come from the database. Returns the stored rows,
-        durable when this returns. ``seal`` must not touch the event loop (it may
-        run on the store's thread).
+        committed when this returns and, with ``flush``, on stable storage. Without
+        it the commit may return before the disk has it: a write that fails still
+        raises, and the next flushed append makes the batch durable with its own,
+        since both stores flush their log in order. ``seal`` must not touch the
+        event loop (it may run on the store's thread).
         """
         ...
 

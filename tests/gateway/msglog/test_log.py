@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.errors import NodeError, Reason
-from gateway.msglog import KeySigner, LogStore, MessageLog, RecordError
+from gateway.msglog import KeySigner, LogStore, MessageLog, RecordError, SqliteLogStore
 from gateway.msglog.checkpoint import load_jwks, verify_signature
 from gateway.msglog.records import SealedRecord, parse
-from gateway.msglog.store import SealFn, StoreError
+from gateway.msglog.store import LogTail, SealFn, StoreError
 from gateway.msglog.verify import verify_log
 from tests.gateway.msglog.conftest import Backend, make_record
 
@@ -29,10 +30,12 @@ class Flaky:
         self._append = store.append_sealing
         setattr(store, "append_sealing", self._flaky_append)  # noqa: B010
 
-    async def _flaky_append(self, seal: SealFn) -> list[SealedRecord]:
+    async def _flaky_append(
+        self, seal: SealFn, *, flush: bool = True
+    ) -> list[SealedRecord]:
         if self.fail:
             raise StoreError("append")
-        rows = await self._append(seal)
+        rows = await self._append(seal, flush=flush)
         if self.fail_after_commit:
             self.fail_after_commit = False
             raise StoreError("append")
@@ -150,6 +153,54 @@ async def test_without_a_wait_appends_during_a_commit_form_the_next_batch(
     assert first.seq == 0
     assert alone == 1
     assert store.transactions - alone <= 4
+
+
+async def test_a_batch_is_flushed_when_any_of_its_records_asks(
+    backend: Backend,
+) -> None:
+    store = backend.store()
+    flushes: list[bool] = []
+    append = store.append_sealing
+
+    async def recording(seal: SealFn, *, flush: bool = True) -> list[SealedRecord]:
+        flushes.append(flush)
+        return await append(seal, flush=flush)
+
+    setattr(store, "append_sealing", recording)  # noqa: B010
+    log = MessageLog(store)
+    await log.start()
+    await log.append(make_record(0), flush=False)  # a request record alone
+    await asyncio.gather(  # a request and a response in one batch
+        log.append(make_record(1), flush=False), log.append(make_record(2))
+    )
+    await log.append(make_record(3))
+    await log.close()
+
+    store = backend.store()
+    await store.open()
+    tail = await store.tail()
+    await store.close()
+    assert flushes == [False, True, True]
+    assert tail.size == 4  # committed either way
+
+
+async def test_sqlite_commits_unflushed_batches_without_syncing_the_log(
+    tmp_path: Path,
+) -> None:
+    store = SqliteLogStore(tmp_path / "log.db")
+    await store.open()
+    modes: list[int] = []
+
+    def mode(_tail: LogTail) -> list[SealedRecord]:
+        modes.append(store._conn().execute("PRAGMA synchronous").fetchone()[0])
+        return []
+
+    await store.append_sealing(mode, flush=False)
+    await store.append_sealing(mode)
+    await store.append_sealing(mode, flush=False)
+    await store.close()
+
+    assert modes == [1, 2, 1]  # NORMAL, FULL, NORMAL
 
 
 async def test_batch_never_exceeds_group_commit_max(backend: Backend) -> None:
