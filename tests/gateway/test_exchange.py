@@ -15,6 +15,7 @@ from gateway.identifiers import ClientId, ServiceId
 from gateway.logsafe import contains_personal_number
 from registry_stub.seed import sample_students
 from tests.gateway.conftest import IFMS, KANYASHREE, SABOOJSATHI, Harness
+from tests.gateway.hostile.support import Spy
 
 pytestmark = pytest.mark.anyio
 
@@ -332,21 +333,14 @@ async def test_nothing_is_forwarded_while_the_log_cannot_be_written(
 ) -> None:
     student = _girl(harness)
     await _grant(harness, student["student_id"])
-    forwarded: list[str] = []
-    original = harness.node.upstream.send
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        forwarded.append(args[1])
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(harness.node.upstream, "send", spy)
+    spy = Spy(harness, monkeypatch)
     monkeypatch.setattr(type(harness.node.log), "available", property(lambda _s: False))
 
     answer = await _verify(harness.client(KANYASHREE), _verify_body(student))
 
     assert answer.status == 503
     assert answer.error_type == "Server.Mediator.log_unavailable"
-    assert forwarded == []
+    assert spy.calls == []
 
 
 async def test_the_request_record_is_durable_before_the_provider_sees_it(
@@ -384,14 +378,7 @@ async def test_a_log_that_fails_to_write_keeps_the_exchange_inside_then_recovers
 ) -> None:
     student = _girl(harness)
     await _grant(harness, student["student_id"])
-    forwarded: list[str] = []
-    original = harness.node.upstream.send
-
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        forwarded.append(args[1])
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(harness.node.upstream, "send", spy)
+    spy = Spy(harness, monkeypatch)
     store = harness.node.log._store  # the fault goes under the log
     writes = store.append_sealing
 
@@ -407,7 +394,7 @@ async def test_a_log_that_fails_to_write_keeps_the_exchange_inside_then_recovers
 
     assert refused.status == 503
     assert refused.error_type == "Server.Mediator.log_unavailable"
-    assert forwarded == []
+    assert spy.calls == []
     assert await harness.records() == []
 
     monkeypatch.setattr(store, "append_sealing", writes)
@@ -418,7 +405,7 @@ async def test_a_log_that_fails_to_write_keeps_the_exchange_inside_then_recovers
     served = await _verify(client, _verify_body(student))
 
     assert served.status == 200
-    assert len(forwarded) == 1
+    assert len(spy.calls) == 1
     records = await harness.records()
     assert [r["direction"] for r in records] == ["request", "response"]
     assert {r["message_id"] for r in records} == {served.headers["x-road-id"]}

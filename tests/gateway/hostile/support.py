@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import orjson
+import uvicorn
 
 from gateway.identifiers import ClientId, ServiceId
 from gateway.keyring import SigningKey
+from gateway.server import server_options
 from gateway.signing import sign_response
 from gateway.upstream import make_client
 from tests.gateway.conftest import KANYASHREE, SABOOJSATHI, Harness
@@ -301,3 +305,30 @@ async def outcome(harness: Harness, reply: Reply) -> dict[str, Any]:
         if r["message_id"] == message_id and r.get("direction") != "request"
     ]
     return record
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    harness: Harness, capacity: int | None = None, *, wait_s: float = 30.0
+) -> AsyncIterator[int]:
+    """The node behind its real HTTP server on 127.0.0.1; yields the port.
+
+    ``capacity`` caps the server's concurrent connections (uvicorn's
+    ``limit_concurrency``).
+    """
+    options: dict[str, Any] = {**server_options(), "limit_concurrency": capacity}
+    server = uvicorn.Server(uvicorn.Config(harness.app, lifespan="off", **options))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(wait_s):
+            for _ in itertools.count():
+                if server.started:
+                    break
+                await asyncio.sleep(0.01)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -12,18 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import resource
-import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 
-from gateway.server import server_options
 from gateway.settings import LimitSettings
 from tests.gateway.conftest import Harness
 from tests.gateway.hostile.support import (
@@ -33,6 +29,7 @@ from tests.gateway.hostile.support import (
     STUDENTS,
     Spy,
     auth_headers,
+    serving,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.sockets]
@@ -76,28 +73,6 @@ def attack_size() -> Iterator[int]:
         yield min(ATTACK, (allowed - FD_RESERVE) // 2)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-@contextlib.asynccontextmanager
-async def serving(harness: Harness, capacity: int) -> AsyncIterator[int]:
-    """The node behind its real HTTP server on 127.0.0.1; yields the port."""
-    options = {**server_options(), "limit_concurrency": capacity}
-    config = uvicorn.Config(harness.app, lifespan="off", **options)
-    server = uvicorn.Server(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(WAIT_S):
-            for _ in itertools.count():
-                if server.started:
-                    break
-                await asyncio.sleep(0.01)
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def connect(

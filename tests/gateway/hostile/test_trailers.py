@@ -12,18 +12,12 @@ its trailer must be refused without reaching the provider.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import socket
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
-from gateway.server import server_options
 from tests.gateway.conftest import IFMS, Harness
-from tests.gateway.hostile.support import STUDENTS, Spy, auth_headers
+from tests.gateway.hostile.support import STUDENTS, Spy, auth_headers, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.sockets]
 
@@ -33,28 +27,6 @@ BODY = (
     b'"ifscCode":"SBIN0001234"}'
 )
 WAIT_S = 30.0
-
-
-@contextlib.asynccontextmanager
-async def serving(harness: Harness) -> AsyncIterator[int]:
-    """The node behind its real HTTP server on 127.0.0.1; yields the port."""
-    server = uvicorn.Server(
-        uvicorn.Config(harness.app, lifespan="off", **server_options())
-    )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(WAIT_S):
-            for _ in itertools.count():
-                if server.started:
-                    break
-                await asyncio.sleep(0.01)
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def exchange(port: int, head: dict[str, str], trailer: dict[str, str]) -> int:
