@@ -3,7 +3,8 @@
 ``/r1/...`` is the exchange surface (X-Road REST); ``/.well-known/jwks.json``
 publishes the node's public keys; ``/admin/...`` is the admin surface
 (:mod:`gateway.admin`: health for load balancers, metrics, the admin API). Every
-request under ``/r1`` and every unknown path gets exactly one message-log record.
+request under ``/r1`` and every unknown path gets exactly one final message-log
+record; a forwarded exchange also has the request record of step 8 before it.
 """
 
 from __future__ import annotations
