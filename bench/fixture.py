@@ -138,17 +138,20 @@ def write_assertions(
     world: World, path: Path, count: int, *, lifetime_s: int = ASSERTION_LIFETIME_S
 ) -> Path:
     """``count`` fresh Kanyashree assertions, one a line."""
-    key = world.demo.client_keys[KANYASHREE]
     with path.open("w") as handle:
         for _ in range(count):
-            token = make_assertion(
-                client_id=KANYASHREE,
-                key=key,
-                audience=world.demo.audience,
-                lifetime_s=lifetime_s,
-            )
-            handle.write(token + "\n")
+            handle.write(assertion(world, lifetime_s=lifetime_s) + "\n")
     return path
+
+
+def assertion(world: World, *, lifetime_s: int = ASSERTION_LIFETIME_S) -> str:
+    """One fresh Kanyashree assertion."""
+    return make_assertion(
+        client_id=KANYASHREE,
+        key=world.demo.client_keys[KANYASHREE],
+        audience=world.demo.audience,
+        lifetime_s=lifetime_s,
+    )
 
 
 def _dd_mm_yyyy(iso: str) -> str:

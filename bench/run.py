@@ -14,16 +14,24 @@ cannot be had), the variants alternating round by round:
 - ``full-pg``     one node, one uvicorn worker, PostgreSQL message log, Redis;
 - ``2-workers-pg`` one node, two uvicorn workers (``gateway.app:app_from_env``)
                   writing one shared PostgreSQL log, Redis: with ``full-pg`` it
-                  gives ``two_process_speedup`` and ``two_process_cpu_ratio``.
+                  gives ``two_process_speedup`` and ``two_process_cpu_ratio``;
+- ``off-<step>``  a node like ``full`` with one step of the exchange switched off
+                  (bench.stepoff, ``bench.serve_node --off``): its CPU per
+                  exchange against ``full`` is the step's cost, ``step_costs`` in
+                  the JSON. ``BENCH_STEPOFF`` picks steps (comma list, ``none``);
+                  a step whose node does not answer the probe request with the
+                  same status and body as ``full`` is dropped, with the reason.
 
 The PostgreSQL variants run when Redis and PostgreSQL (``BENCH_POSTGRES_DSN``,
 default the local server's ``postgres`` database; each node gets a fresh
 database of its own) answer on loopback.
 
 Then the node and the registry at half the node's capacity, for the p99 added
-latency. The cost of each step comes from the ``steps_ms`` of the node's own
-per-exchange log lines. Figures go to ``BENCH_JSON`` (default
-``bench/out/latest.json``); ``BENCH_QUICK=1`` makes a short run.
+latency. Besides the CPU cost of each step (``off-<step>``), the ``steps_ms`` of
+the node's own per-exchange log lines give each step's time, waiting included.
+Figures go to ``BENCH_JSON`` (default ``bench/out/latest.json``);
+``BENCH_QUICK=1`` makes a short run: one round of 5 s, the ``off-<step>`` variants
+with 1 s warm-ups and 3 s windows (``BENCH_STEPOFF_SECONDS``).
 """
 
 from __future__ import annotations
@@ -37,10 +45,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import fixture, load
+from bench import fixture, load, stepoff
 from bench.fixture import World
 from bench.load import LoadResult, Target
 from bench.procs import BenchError, Server, cpu_seconds
@@ -63,6 +72,12 @@ WARMUP_S = 2
 POSTGRES_DSN = os.environ.get(
     "BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+#: The prefix of the variants (and nodes) with one step switched off.
+OFF = "off-"
+STEPOFF_SECONDS = float(
+    os.environ.get("BENCH_STEPOFF_SECONDS") or (3 if QUICK else SECONDS)
+)
+STEPOFF_WARMUP_S = 1 if QUICK else WARMUP_S
 
 
 @dataclass
@@ -98,7 +113,11 @@ class Bench:
         if variant == "bare-proxy":
             bare = _required(top.bare)
             return [(fixture.direct_target(world, bare.url), bare)]
-        names = ["node-a", "node-b"] if variant == "2-nodes" else [_NODE[variant]]
+        names = (
+            ["node-a", "node-b"]
+            if variant == "2-nodes"
+            else [_NODE.get(variant, variant)]
+        )
         budget = int(self.estimate.get(variant, 3000) * seconds * 1.6) + 2000
         pairs = []
         for name in names:
@@ -139,6 +158,37 @@ class Bench:
         cpu["load-generator"] = sum(r.generator_cpu_s for r in results) / total * 1e6
         steps = _steps([s for _, s in pairs], offsets)
         return _combine(variant, results, cpu, steps)
+
+    def answer(self, node: str) -> tuple[int, bytes]:
+        """Status and body of one benchmark request through ``node``."""
+        server = self.topology.nodes[node]
+        target = fixture.mediator_target(self.world, server.url, self.work)
+        headers = {
+            **target.headers,
+            "Authorization": f"Bearer {fixture.assertion(self.world)}",
+        }
+        response = httpx.post(
+            server.url + target.path,
+            headers=headers,
+            content=target.bodies[0],
+            timeout=10,
+        )
+        return response.status_code, response.content
+
+    def same_answers(self, variants: list[str]) -> tuple[list[str], dict[str, str]]:
+        """The ``off-<step>`` variants whose node answers as ``full`` does, and
+        why each other one was dropped."""
+        expected = self.answer(_NODE["full"])
+        kept, dropped = [], {}
+        for variant in variants:
+            status, body = self.answer(variant)
+            if (status, body) == expected:
+                kept.append(variant)
+            elif status != expected[0]:
+                dropped[variant] = f"answered {status}, full answers {expected[0]}"
+            else:
+                dropped[variant] = "answered another body than full"
+        return kept, dropped
 
 
 _NODE = {
@@ -224,16 +274,23 @@ def _median_run(runs: list[Run]) -> Run:
     )
 
 
+def _window(variant: str) -> tuple[float, float]:
+    """The warm-up and the measured seconds of a variant."""
+    if variant.startswith(OFF):
+        return STEPOFF_WARMUP_S, STEPOFF_SECONDS
+    return WARMUP_S, SECONDS
+
+
 def measure(bench: Bench, variants: list[str]) -> dict[str, Run]:
     """Warm each variant up, then alternate them for ROUNDS rounds."""
     for variant in variants:
-        warm = bench.run(variant, WARMUP_S)
+        warm = bench.run(variant, _window(variant)[0])
         bench.estimate[variant] = max(warm.rps, 500.0)
         console.print(f"warm-up {variant}: {warm.rps:.0f} requests/s")
     runs: dict[str, list[Run]] = defaultdict(list)
     for round_no in range(ROUNDS):
         for variant in variants:
-            run = bench.run(variant, SECONDS)
+            run = bench.run(variant, _window(variant)[1])
             bench.estimate[variant] = max(run.rps, bench.estimate[variant])
             runs[variant].append(run)
             console.print(
@@ -264,23 +321,47 @@ def main() -> int:
             dsn = fresh_database(POSTGRES_DSN, f"mediator_bench_{name[-2:]}")
             postgres[name] = NodeSpec(REDIS_URL, dsn, workers)
         variants += ["full-pg", "2-workers-pg"]
+    off = {OFF + step: (step,) for step in _stepoff_steps()}
+    nodes.update(dict.fromkeys(off))
 
-    with running(world, bare=True, nodes=nodes, postgres=postgres) as topology:
+    with running(world, bare=True, nodes=nodes, postgres=postgres, off=off) as topology:
         bench = Bench(world, topology, wrk, work)
-        results = measure(bench, variants)
+        kept, dropped = bench.same_answers(list(off))
+        for variant, reason in dropped.items():
+            console.print(f"[yellow]dropped {variant}:[/] {reason}")
+        results = measure(bench, variants + kept)
         half = results["full"].rps / 2
         half_node = bench.run("full", SECONDS, rate=half)
         half_direct = bench.run("direct", SECONDS, rate=half)
 
-    figures = summarise(results, half_node, half_direct, redis=redis)
+    figures = summarise(results, half_node, half_direct, redis=redis, dropped=dropped)
     print_table(results, half_node, half_direct)
+    print_step_costs(results)
     write(out, figures, results, half_node, half_direct)
     console.print_json(json.dumps({k: v for k, v in figures.items() if k != "notes"}))
     return 0 if not any(r.exhausted for r in results.values()) else 1
 
 
+def _stepoff_steps() -> tuple[str, ...]:
+    """The steps ``BENCH_STEPOFF`` names (all when unset, none for ``none``)."""
+    chosen = os.environ.get("BENCH_STEPOFF", "").strip()
+    if chosen == "none":
+        return ()
+    if not chosen:
+        return stepoff.STEPS
+    try:
+        return stepoff.parse_steps(chosen)
+    except ValueError as exc:
+        raise BenchError(f"BENCH_STEPOFF: {exc}") from exc
+
+
 def summarise(
-    results: dict[str, Run], half_node: Run, half_direct: Run, *, redis: bool
+    results: dict[str, Run],
+    half_node: Run,
+    half_direct: Run,
+    *,
+    redis: bool,
+    dropped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     full, direct, bare = results["full"], results["direct"], results["bare-proxy"]
     one = results["full-redis"] if redis else full
@@ -311,7 +392,43 @@ def summarise(
     }
     if "2-workers-pg" in results:
         figures.update(_postgres_figures(results, one))
+    if any(v.startswith(OFF) for v in results) or dropped:
+        figures.update(_step_figures(results, dropped or {}))
     return figures
+
+
+def step_costs(results: dict[str, Run]) -> dict[str, dict[str, float]]:
+    """Per step switched off: its node's figures and the CPU it saves per exchange
+    against ``full`` (``saving_us = cpu(full) - cpu(off-<step>)``)."""
+    full = results["full"]
+    full_cpu = full.cpu_us[_NODE["full"]]
+    costs = {}
+    for variant, run in results.items():
+        if not variant.startswith(OFF):
+            continue
+        cpu = run.cpu_us.get(variant, 0.0)
+        costs[variant.removeprefix(OFF)] = {
+            "rps": round(run.rps, 1),
+            "rps_vs_full": round(run.rps / full.rps, 3) if full.rps else 0.0,
+            "cpu_us": cpu,
+            "saving_us": round(full_cpu - cpu, 1),
+            "p99_ms": run.p99_ms,
+            "errors": run.errors,
+        }
+    return costs
+
+
+def _step_figures(results: dict[str, Run], dropped: dict[str, str]) -> dict[str, Any]:
+    return {
+        "step_costs": step_costs(results),
+        "step_costs_basis": "node CPU us per exchange, full minus off-<step> "
+        "(node-a: SQLite log, no Redis), medians over the rounds",
+        "step_costs_window_s": STEPOFF_SECONDS,
+        "step_costs_full_cpu_us": results["full"].cpu_us[_NODE["full"]],
+        "step_costs_dropped": {
+            variant.removeprefix(OFF): reason for variant, reason in dropped.items()
+        },
+    }
 
 
 def _postgres_figures(results: dict[str, Run], sqlite_one: Run) -> dict[str, Any]:
@@ -341,7 +458,7 @@ def print_table(results: dict[str, Run], half_node: Run, half_direct: Run) -> No
     table.add_column("vs direct", justify="right")
     table.add_column("vs bare", justify="right")
     rows = [
-        *list(results.values()),
+        *[run for name, run in results.items() if not name.startswith(OFF)],
         _renamed(half_node, "full @ half load"),
         _renamed(half_direct, "direct @ same rate"),
     ]
@@ -364,6 +481,38 @@ def print_table(results: dict[str, Run], half_node: Run, half_direct: Run) -> No
         "full exchange, mean ms per step (node log): "
         + ", ".join(f"{k} {v:.3f}" for k, v in steps.items())
     )
+
+
+def print_step_costs(results: dict[str, Run]) -> None:
+    """The ``off-<step>`` rows: the node's CPU per exchange and what each step costs."""
+    costs = step_costs(results)
+    if not costs:
+        return
+    full = results["full"]
+    full_cpu = full.cpu_us[_NODE["full"]]
+    table = Table(
+        title=f"one step switched off ({STEPOFF_SECONDS:g} s windows): "
+        "step cost us = cpu(full) - cpu(off)"
+    )
+    for column in ("variant", "req/s", "p99 ms", "errors", "node CPU us/exchange"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    table.add_column("step cost us", justify="right")
+    table.add_column("share of full", justify="right")
+    table.add_row(
+        "full", f"{full.rps:.0f}", f"{full.p99_ms:.1f}", str(full.errors),
+        f"{full_cpu:.0f}", "", "",
+    )  # fmt: skip
+    for step, cost in costs.items():
+        table.add_row(
+            OFF + step,
+            f"{cost['rps']:.0f}",
+            f"{cost['p99_ms']:.1f}",
+            str(cost["errors"]),
+            f"{cost['cpu_us']:.0f}",
+            f"{cost['saving_us']:.0f}",
+            f"{cost['saving_us'] / full_cpu:.0%}" if full_cpu else "",
+        )
+    console.print(table)
 
 
 def _renamed(run: Run, variant: str) -> Run:

@@ -11,7 +11,7 @@ import re
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,9 +99,11 @@ def start_node(
     redis_url: str | None,
     workers: int = 1,
     config: Path | None = None,
+    off: Sequence[str] = (),
 ) -> Server:
     """Spawn a node with its own state directory (keyring, consents, log), and
-    its own configuration directory when ``config`` is given."""
+    its own configuration directory when ``config`` is given; ``off`` names the
+    steps it runs switched off (bench.stepoff)."""
     port = free_port()
     state = world.state_copy(name)
     env = world.node_environ(state, port, redis_url)
@@ -116,6 +118,8 @@ def start_node(
         "--workers",
         str(workers),
     ]
+    if off:
+        argv += ["--off", ",".join(off)]
     url = f"http://127.0.0.1:{port}"
     return spawn(name, argv, env, _logs(world) / f"{name}.log", url)
 
@@ -192,9 +196,11 @@ def running(
     bare: bool,
     nodes: dict[str, str | None],
     postgres: dict[str, NodeSpec] | None = None,
+    off: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[Topology]:
     """The registry, the bare proxy if asked, nodes by name -> Redis URL, and
-    PostgreSQL-logging nodes by name -> :class:`NodeSpec`.
+    PostgreSQL-logging nodes by name -> :class:`NodeSpec`; ``off`` gives some of
+    the ``nodes`` steps to switch off (bench.stepoff).
 
     All start at once and are then waited for; each stops on the way out.
     """
@@ -203,7 +209,10 @@ def running(
         if bare:
             topology.bare = start_bare(world)
         for name, redis_url in nodes.items():
-            topology.nodes[name] = start_node(world, name, redis_url=redis_url)
+            steps = (off or {}).get(name, ())
+            topology.nodes[name] = start_node(
+                world, name, redis_url=redis_url, off=steps
+            )
         for name, spec in (postgres or {}).items():
             topology.nodes[name] = start_node(
                 world,

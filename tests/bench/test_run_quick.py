@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,45 @@ def test_summary_has_the_issue_figures() -> None:
     assert figures["two_process_cpu_ratio"] == round(960 / 900, 3)
 
 
+def test_summary_gives_each_step_its_cost_against_full() -> None:
+    results = {
+        "direct": _run("direct", 4000, {"registry": 150}),
+        "bare-proxy": _run("bare-proxy", 2000, {"bare-proxy": 130}),
+        "full": _run("full", 1000, {"node-a": 800}),
+        "2-nodes": _run("2-nodes", 1350, {"node-a": 480, "node-b": 480}),
+        "off-log": _run("off-log", 1250, {"off-log": 600}),
+        "off-sign": _run("off-sign", 1000, {"off-sign": 790}),
+    }
+    half = Run("full", 500, 2.0, 7.5, 9.0, 0, False, {})
+
+    figures = summarise(
+        results, half, half, redis=False, dropped={"off-consent": "answered 403"}
+    )
+
+    costs = figures["step_costs"]
+    assert set(costs) == {"log", "sign"}
+    assert costs["log"]["saving_us"] == 200
+    assert costs["log"]["cpu_us"] == 600
+    assert costs["log"]["rps"] == 1250
+    assert costs["log"]["rps_vs_full"] == 1.25
+    assert costs["sign"]["saving_us"] == 10
+    assert figures["step_costs_full_cpu_us"] == 800
+    assert figures["step_costs_dropped"] == {"consent": "answered 403"}
+    assert json.loads(json.dumps(figures)) == figures
+
+
+def test_summary_without_steps_switched_off_has_no_step_costs() -> None:
+    results = {
+        "direct": _run("direct", 4000, {"registry": 150}),
+        "bare-proxy": _run("bare-proxy", 2000, {"bare-proxy": 130}),
+        "full": _run("full", 1000, {"node-a": 800}),
+        "2-nodes": _run("2-nodes", 1350, {"node-a": 480, "node-b": 480}),
+    }
+    half = Run("full", 500, 2.0, 7.5, 9.0, 0, False, {})
+
+    assert "step_costs" not in summarise(results, half, half, redis=False)
+
+
 def test_benchmark_copy_of_the_config_never_throttles(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.mkdir()
@@ -61,3 +101,23 @@ def test_a_short_run_through_a_node(tmp_path: Path) -> None:
     assert not full.exhausted
     assert full.cpu_us["node-a"] > 0
     assert {"authenticate", "forward", "log"} <= set(full.steps_ms)
+
+
+@pytest.mark.sockets
+def test_nodes_with_a_step_off_answer_as_full_does(tmp_path: Path) -> None:
+    world = fixture.build(tmp_path / "bench", students=300, schools=4)
+    nodes: dict[str, str | None] = dict.fromkeys(["node-a", "off-log", "off-sign"])
+    off = {"off-log": ("log",), "off-sign": ("sign",)}
+
+    with running(world, bare=False, nodes=nodes, off=off) as topology:
+        bench = Bench(world, topology, None, tmp_path)
+        kept, dropped = bench.same_answers(["off-log", "off-sign"])
+        run = bench.run("off-log", 1)
+
+    assert kept == ["off-log", "off-sign"]
+    assert dropped == {}
+    assert run.errors == 0
+    assert run.cpu_us["off-log"] > 0
+    log = topology.nodes["off-log"].log.read_text()
+    assert "steps switched off in this process: log" in log
+    assert "switched off" not in topology.nodes["node-a"].log.read_text()
