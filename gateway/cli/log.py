@@ -214,7 +214,8 @@ def search(
             store, query, student_id=student_id, subjects=subjects
         )
 
-    table = Table("seq", "time (UTC)", "message id", "client", "service", "decision")
+    table = Table("seq", "time (UTC)", "message id", "record", "client", "service")
+    table.add_column("decision")
     table.add_column("status")
     table.add_column("reason")
     for record in _with_store(cli, run):
@@ -456,9 +457,12 @@ def _cells(record: dict[str, Any], seq: int) -> list[str]:
         str(seq),
         moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
         str(record.get("message_id", "")),
+        # request: logged before forwarding; response: how it ended; exchange:
+        # the only record of one that never left the node.
+        str(record.get("direction") or "-"),
         str(record.get("client_id") or "-"),
         str(record.get("service_id") or "-"),
         str(record.get("decision", "")),
-        str(record.get("status", "")),
+        str(record.get("status") or "-"),
         str(record.get("reason") or ""),
     ]

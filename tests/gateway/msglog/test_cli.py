@@ -67,6 +67,37 @@ def test_search_lists_matching_records(state_dir: Path) -> None:
     assert "msg-17" not in result.output
 
 
+def test_search_names_each_records_place_in_its_exchange(
+    db_path: Path, tmp_path: Path
+) -> None:
+    async def build() -> None:
+        log = MessageLog(SqliteLogStore(db_path))
+        await log.start()
+        request = {**make_record(1), "direction": "request", "status": 0}
+        await log.append(request, flush=False)
+        await log.append({**make_record(1), "direction": "response"})
+        await log.append({**make_record(3), "direction": "exchange"})
+        await log.close()
+
+    asyncio.run(build())
+
+    result = CliRunner().invoke(
+        main,
+        ["--state-dir", str(db_path.parent), "log", "search"],
+        env={"COLUMNS": "200"},  # the whole table, not cut to a narrow terminal
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "msg-" in line]
+    assert len(rows) == 3
+    assert "exchange" in rows[0]
+    assert "403" in rows[0]
+    assert "response" in rows[1]
+    assert "200" in rows[1]
+    assert "request" in rows[2]
+    assert rows[2].split("│")[8].strip() == "-"  # no status yet
+
+
 def test_search_rejects_a_bad_time(state_dir: Path) -> None:
     result = _run(state_dir, "search", "--since", "last tuesday")
     assert result.exit_code == 2
