@@ -16,20 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 import structlog
 
 from gateway.errors import NodeError, Reason
 from gateway.record import Decision, ExchangeRecord
+from gateway.sqlitebatch import insert_rows
 
 log = structlog.get_logger("gateway.monitoring")
 
+T = TypeVar("T")
 _BATCH: Final = 500
 _PRUNE_EVERY_S: Final = 3600.0
 MAX_PAGE: Final = 1000
@@ -144,13 +149,23 @@ class OpMonitor:
         self._writer: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_prune = 0.0
+        #: One thread of its own owns the writer's connection, rather than
+        #: whichever thread of the loop's shared pool is free.
+        self._executor: ThreadPoolExecutor | None = None
         self.dropped = 0
         self.written = 0
+
+    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="opmon-writer")
+        loop = asyncio.get_running_loop()
+        call = functools.partial(func, *args)
+        return await loop.run_in_executor(self._executor, call)
 
     async def start(self) -> None:
         """Create the store and start the writer; raise NodeError if SQLite fails."""
         try:
-            self._conn = await asyncio.to_thread(_connect, self._path)
+            self._conn = await self._in_thread(_connect, self._path)
         except sqlite3.Error as exc:
             raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_open") from exc
         self._writer = asyncio.create_task(self._write_loop(), name="opmon-writer")
@@ -166,6 +181,9 @@ class OpMonitor:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     def observe(self, record: ExchangeRecord) -> None:
         """Queue the monitoring record of a finished exchange; never blocks."""
@@ -213,7 +231,7 @@ class OpMonitor:
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await asyncio.to_thread(self._write, batch)
+                await self._in_thread(self._write, batch)
                 self.written += len(batch)
             except sqlite3.Error as exc:
                 self.dropped += len(batch)
@@ -226,15 +244,9 @@ class OpMonitor:
         conn = self._conn
         if conn is None:
             raise sqlite3.OperationalError("closed")
-        rows = [_row(item) for item in batch]
-        placeholders = ", ".join("?" for _ in _COLUMNS)
         with conn:
-            conn.executemany(
-                # Only the fixed column names are interpolated.
-                f"INSERT INTO op_records ({', '.join(_COLUMNS)}) "  # noqa: S608
-                f"VALUES ({placeholders})",
-                rows,
-            )
+            # A statement per chunk, not per row (gateway.sqlitebatch).
+            insert_rows(conn, "op_records", _COLUMNS, [_row(item) for item in batch])
             now = time.time()
             if now - self._last_prune >= _PRUNE_EVERY_S:
                 conn.execute(

@@ -42,6 +42,10 @@ from gateway.msglog.store import (
     search_clauses,
     stored_record,
 )
+from gateway.sqlitebatch import insert_rows
+
+#: The records table's columns, in the order of :func:`columns`.
+_RECORD_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
 
 T = TypeVar("T")
 
@@ -304,14 +308,12 @@ class SqliteLogStore(PagedReads):
             rows = seal(
                 LogTail(0, "") if last is None else LogTail(last[0] + 1, last[1])
             )
-            # A statement per chunk, not per row: each statement hands the
-            # interpreter lock back and forth once, and under load every
-            # handback waits for the event loop's thread to let go of it.
-            _insert_rows(db, "records", COLUMNS, [columns(row) for row in rows])
-            _insert_rows(
+            # A statement per chunk, not per row (gateway.sqlitebatch).
+            insert_rows(db, "records", _RECORD_NAMES, [columns(r) for r in rows])
+            insert_rows(
                 db,
                 "bodies",
-                "seq, entries",
+                ("seq", "entries"),
                 [(row.seq, row.bodies) for row in rows if row.bodies is not None],
             )
             db.execute("COMMIT")
@@ -381,26 +383,6 @@ class SqliteLogStore(PagedReads):
 
     def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return self._conn().execute(sql, params).fetchall()
-
-
-#: Rows per INSERT statement: well under SQLite's 32,766 bound parameters.
-_ROWS_PER_INSERT = 500
-
-
-def _insert_rows(
-    db: sqlite3.Connection, table: str, names: str, rows: list[tuple[Any, ...]]
-) -> None:
-    """Insert ``rows`` into ``table`` with one multi-row statement per chunk."""
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        values = [value for row in chunk for value in row]
-        db.execute(_insert_sql(table, names, len(chunk[0]), len(chunk)), values)
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(table: str, names: str, width: int, count: int) -> str:
-    row = "(" + ", ".join("?" * width) + ")"
-    return f"INSERT INTO {table} ({names}) VALUES " + ", ".join([row] * count)  # noqa: S608 - our own names
 
 
 _ARCHIVED_SIZE = "SELECT max(seq) FROM archived_leaves"

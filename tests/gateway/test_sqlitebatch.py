@@ -1,0 +1,32 @@
+"""Batched inserts: every row stored, in order, one statement per chunk."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gateway.sqlitebatch import ROWS_PER_INSERT, insert_rows
+
+
+def test_rows_go_in_with_one_statement_per_chunk() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)")
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    rows = [(i, f"row {i}", bytes([i % 256])) for i in range(2 * ROWS_PER_INSERT + 1)]
+
+    insert_rows(db, "t", ("a", "b", "c"), rows)
+
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == 3
+    assert db.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == rows
+
+
+def test_no_rows_is_no_statement() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (a INTEGER)")
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+
+    insert_rows(db, "t", ("a",), [])
+
+    assert statements == []
