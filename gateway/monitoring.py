@@ -16,25 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import orjson
 import structlog
 
 from gateway.errors import NodeError, Reason
 from gateway.record import Decision, ExchangeRecord
-from gateway.sqlitebatch import insert_rows
+from gateway.sqlitebatch import WriterThread, insert_rows
 
 log = structlog.get_logger("gateway.monitoring")
 
-T = TypeVar("T")
 _BATCH: Final = 500
 _PRUNE_EVERY_S: Final = 3600.0
 MAX_PAGE: Final = 1000
@@ -149,23 +145,15 @@ class OpMonitor:
         self._writer: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_prune = 0.0
-        #: One thread of its own owns the writer's connection, rather than
-        #: whichever thread of the loop's shared pool is free.
-        self._executor: ThreadPoolExecutor | None = None
+        #: The writer's connection lives on a thread of its own.
+        self._thread = WriterThread("opmon-writer")
         self.dropped = 0
         self.written = 0
-
-    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="opmon-writer")
-        loop = asyncio.get_running_loop()
-        call = functools.partial(func, *args)
-        return await loop.run_in_executor(self._executor, call)
 
     async def start(self) -> None:
         """Create the store and start the writer; raise NodeError if SQLite fails."""
         try:
-            self._conn = await self._in_thread(_connect, self._path)
+            self._conn = await self._thread.run(_connect, self._path)
         except sqlite3.Error as exc:
             raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_open") from exc
         self._writer = asyncio.create_task(self._write_loop(), name="opmon-writer")
@@ -181,9 +169,7 @@ class OpMonitor:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+        self._thread.stop()
 
     def observe(self, record: ExchangeRecord) -> None:
         """Queue the monitoring record of a finished exchange; never blocks."""
@@ -231,7 +217,7 @@ class OpMonitor:
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._in_thread(self._write, batch)
+                await self._thread.run(self._write, batch)
                 self.written += len(batch)
             except sqlite3.Error as exc:
                 self.dropped += len(batch)

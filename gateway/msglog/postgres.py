@@ -31,6 +31,7 @@ from gateway.msglog.checkpoint import Checkpoint
 from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
+    RECORD_COLUMNS,
     RECORD_INDEXES,
     SELECT_ARCHIVES,
     SELECT_RECORDS,
@@ -53,18 +54,6 @@ from gateway.msglog.store import (
 
 _PROBE_TIMEOUT_S = 1.0
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_RECORD_COLUMNS = (
-    "seq",
-    "hash",
-    "leaf_hash",
-    "canonical",
-    "ts",
-    "message_id",
-    "client_id",
-    "service_id",
-    "decision",
-    "subject_hash",
-)
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS records (
@@ -225,7 +214,7 @@ class PostgresLogStore(PagedReads):
                 await conn.copy_records_to_table(
                     "records",
                     records=[columns(row) for row in rows],
-                    columns=_RECORD_COLUMNS,
+                    columns=RECORD_COLUMNS,
                     schema_name=self._schema,
                 )
                 bodies = [(r.seq, r.bodies) for r in rows if r.bodies is not None]

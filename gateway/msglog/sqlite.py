@@ -8,11 +8,8 @@ records is one ``BEGIN IMMEDIATE ... COMMIT`` transaction.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import sqlite3
 from collections.abc import AsyncGenerator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +19,7 @@ from gateway.msglog.checkpoint import Checkpoint
 from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
-    COLUMNS,
+    RECORD_COLUMNS,
     RECORD_INDEXES,
     SELECT_ARCHIVES,
     SELECT_RECORDS,
@@ -42,10 +39,7 @@ from gateway.msglog.store import (
     search_clauses,
     stored_record,
 )
-from gateway.sqlitebatch import insert_rows
-
-#: The records table's columns, in the order of :func:`columns`.
-_RECORD_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
+from gateway.sqlitebatch import WriterThread, insert_rows
 
 T = TypeVar("T")
 
@@ -129,21 +123,21 @@ class SqliteLogStore(PagedReads):
         #: Whether the connection's commits sync the log (``synchronous=FULL``).
         self._flushing = True
         self._db: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: WriterThread | None = None
 
     async def open(self) -> None:
         """Create the file and schema if needed; WAL, ``synchronous=FULL``."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="msglog-sqlite")
+        if self._thread is None:
+            self._thread = WriterThread("msglog-sqlite")
         await self._run("open", self._open_sync)
 
     async def close(self) -> None:
         """Close the connection and stop the database thread."""
-        if self._executor is None:
+        if self._thread is None:
             return
         await self._run("close", self._close_sync)
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        self._thread.stop()
+        self._thread = None
 
     async def append_sealing(
         self, seal: SealFn, *, flush: bool = True
@@ -256,12 +250,10 @@ class SqliteLogStore(PagedReads):
     # -- the database thread ----------------------------------------------------------
 
     async def _run(self, operation: str, func: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        if self._thread is None:
             raise StoreError(f"{operation}_not_open")
-        loop = asyncio.get_running_loop()
-        call = functools.partial(func, *args)
         try:
-            return await loop.run_in_executor(self._executor, call)
+            return await self._thread.run(func, *args)
         except (sqlite3.Error, ValueError) as exc:
             raise StoreError(operation) from exc
 
@@ -309,7 +301,7 @@ class SqliteLogStore(PagedReads):
                 LogTail(0, "") if last is None else LogTail(last[0] + 1, last[1])
             )
             # A statement per chunk, not per row (gateway.sqlitebatch).
-            insert_rows(db, "records", _RECORD_NAMES, [columns(r) for r in rows])
+            insert_rows(db, "records", RECORD_COLUMNS, [columns(r) for r in rows])
             insert_rows(
                 db,
                 "bodies",

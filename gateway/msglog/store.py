@@ -312,14 +312,23 @@ class PagedReads:
                 yield [stored_record(row) for row in rows]
 
 
-COLUMNS = (
-    "seq, hash, leaf_hash, canonical, ts, message_id, client_id, service_id, "
-    "decision, subject_hash"
+#: The records table's stored columns, in the order of :func:`columns`.
+RECORD_COLUMNS = (
+    "seq",
+    "hash",
+    "leaf_hash",
+    "canonical",
+    "ts",
+    "message_id",
+    "client_id",
+    "service_id",
+    "decision",
+    "subject_hash",
 )
 
 
 def columns(r: SealedRecord) -> tuple[Any, ...]:
-    """The values of :data:`COLUMNS` for one row."""
+    """The values of :data:`RECORD_COLUMNS` for one row."""
     return (
         r.seq,
         r.hash,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 
-from gateway.sqlitebatch import ROWS_PER_INSERT, insert_rows
+from gateway.sqlitebatch import ROWS_PER_INSERT, WriterThread, insert_rows
 
 
 def test_rows_go_in_with_one_statement_per_chunk() -> None:
@@ -30,3 +32,23 @@ def test_no_rows_is_no_statement() -> None:
     insert_rows(db, "t", ("a",), [])
 
     assert statements == []
+
+
+def test_a_writer_thread_runs_every_call_on_one_thread_of_its_own() -> None:
+    thread = WriterThread("test-writer")
+
+    async def calls() -> list[str]:
+        names = [await thread.run(lambda: threading.current_thread().name)]
+        names += await asyncio.gather(
+            *(thread.run(lambda: threading.current_thread().name) for _ in range(5))
+        )
+        thread.stop()
+        names.append(await thread.run(lambda: threading.current_thread().name))
+        thread.stop()
+        return names
+
+    names = asyncio.run(calls())
+
+    assert len(set(names[:6])) == 1
+    assert all(name.startswith("test-writer") for name in names)
+    assert threading.current_thread().name not in names
