@@ -1,7 +1,8 @@
 """``python -m bench.profile``: where a node's CPU goes under the full exchange load.
 
 Starts the registry and one node (SQLite log, no Redis), drives the node with wrk
-for ``BENCH_PROFILE_SECONDS`` (default 20) and samples it with py-spy (installed
+for ``BENCH_PROFILE_SECONDS`` (default 20), at ``BENCH_PROFILE_RATE`` requests/s
+when set (else as fast as it answers), and samples it with py-spy (installed
 from PyPI into the virtual environment; it needs ptrace on the node). Prints the
 functions holding the most samples, inclusive and exclusive, and writes the
 collapsed stacks to ``bench/out/profile.txt`` (for a flame graph tool).
@@ -59,7 +60,16 @@ def main() -> int:
         node = topology.nodes["node-a"]
         tokens = fixture.write_assertions(world, work / "tokens.txt", 2500 * seconds)
         target = fixture.mediator_target(world, node.url, tokens)
-        generator = load.start(wrk, target, work, connections=32, seconds=seconds + 2)
+        rate = float(os.environ.get("BENCH_PROFILE_RATE") or 0)
+        delay_ms = round(1000 * 32 / rate) if rate else 0
+        generator = load.start(
+            wrk,
+            target,
+            work,
+            connections=32,
+            seconds=seconds + 2,
+            mean_delay_ms=delay_ms,
+        )
         subprocess.run(
             [
                 spy,
