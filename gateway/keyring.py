@@ -63,6 +63,7 @@ from gateway.keytypes import (
     Signer,
     SigningKey,
     effective,
+    next_due,
     parse_metadata,
     to_record,
     verify_raw,
@@ -124,6 +125,9 @@ class Keyring:
         self._passphrase = passphrase
         self._view = _View(entries, private, version)
         self._scheduled: list[tuple[str, str]] = []
+        #: The last answer of :meth:`active`: (view, from, until, signer). The
+        #: schedule gives the same signer until a pending key falls due.
+        self._signing: tuple[_View, int, float, Signer] | None = None
 
     # -- creating and loading -------------------------------------------------------
 
@@ -215,10 +219,15 @@ class Keyring:
 
         :raises NodeError: ``signing_unavailable`` if no key may sign.
         """
-        view = self._view
-        for entry in effective(view.entries, _now(now), self.retain_s).values():
+        view, at = self._view, _now(now)
+        cached = self._signing
+        if cached is not None and cached[0] is view and cached[1] <= at < cached[2]:
+            return cached[3]
+        for entry in effective(view.entries, at, self.retain_s).values():
             if entry.state is KeyState.ACTIVE:
-                return view.private[entry.kid]
+                signer = view.private[entry.kid]
+                self._signing = (view, at, next_due(view.entries, at), signer)
+                return signer
         raise NodeError(Reason.SIGNING_UNAVAILABLE, log_reason="no_active_key")
 
     @property

@@ -7,6 +7,7 @@ states and a time, the states every reader must act on.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -164,6 +165,21 @@ def effective(
                 verify_until=since + retain_s,
             )
     return result
+
+
+def next_due(entries: dict[str, PublicKeyEntry], at: int) -> float:
+    """The first second after ``at`` at which a pending key falls due (or inf).
+
+    Until then :func:`effective` names the same signer as at ``at``.
+    """
+    return min(
+        (
+            e.activate_at
+            for e in entries.values()
+            if e.state is KeyState.PENDING and e.activate_at and e.activate_at > at
+        ),
+        default=math.inf,
+    )
 
 
 # -- JSON forms -----------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.audit import AuditLog
 from gateway.errors import ConfigError
+from gateway import keyring as keyring_module
 from gateway.keyring import Keyring, KeyState
 from gateway.keywatch import KeyringWatcher, announce
 from gateway.secrets import Secret
@@ -38,6 +40,26 @@ def test_a_rotated_key_takes_over_by_itself_and_retires_the_old(
     assert states[old].state is KeyState.RETIRED
     assert states[old].retired_at == T0 + 600
     assert states[old].verify_until == T0 + 600 + RETAIN
+
+
+def test_the_signer_is_worked_out_again_only_when_the_schedule_can_change(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = keyring.active(now=T0).kid
+    new = keyring.rotate(activate_in_s=600, now=T0).kid
+    calls: list[int] = []
+    real = keyring_module.effective
+
+    def counting(*args: Any) -> Any:
+        calls.append(args[1])
+        return real(*args)
+
+    monkeypatch.setattr(keyring_module, "effective", counting)
+
+    signers = [keyring.active(now=T0 + s).kid for s in (1, 2, 599, 600, 601, 5)]
+
+    assert signers == [old, old, old, new, new, old]
+    assert calls == [T0 + 1, T0 + 600, T0 + 5]  # a clock set back is not trusted
 
 
 def test_a_retired_key_verifies_until_its_date_then_leaves_the_jwks(
