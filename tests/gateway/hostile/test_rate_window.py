@@ -26,12 +26,8 @@ class _Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    from limits.aio.storage import memory
-
-    fake = _Clock(MINUTE_START)
-    monkeypatch.setattr(memory, "time", fake)
-    return fake
+def clock() -> _Clock:
+    return _Clock(MINUTE_START)
 
 
 async def _admitted(throttle: Throttle, count: int) -> int:
@@ -48,7 +44,7 @@ async def _admitted(throttle: Throttle, count: int) -> int:
 async def test_a_burst_on_each_side_of_a_minute_boundary_admits_n(
     clock: _Clock,
 ) -> None:
-    throttle = Throttle("200/second", 64)
+    throttle = Throttle("200/second", 64, clock=clock.time)
 
     clock.now = MINUTE_START + 59
     before = await _admitted(throttle, 10)
@@ -59,7 +55,7 @@ async def test_a_burst_on_each_side_of_a_minute_boundary_admits_n(
 
 
 async def test_the_window_frees_a_slot_exactly_a_window_later(clock: _Clock) -> None:
-    throttle = Throttle("200/second", 64)
+    throttle = Throttle("200/second", 64, clock=clock.time)
 
     clock.now = MINUTE_START + 59
     await _admitted(throttle, 10)
@@ -72,7 +68,7 @@ async def test_the_window_frees_a_slot_exactly_a_window_later(clock: _Clock) -> 
 
 
 async def test_no_sixty_seconds_ever_hold_more_than_n(clock: _Clock) -> None:
-    throttle = Throttle("200/second", 64)
+    throttle = Throttle("200/second", 64, clock=clock.time)
     chance = random.Random(39)
     times = sorted(MINUTE_START + chance.uniform(0, 240) for _ in range(200))
 
