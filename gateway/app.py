@@ -10,8 +10,15 @@ record; a forwarded exchange also has the request record of step 8 before it.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    MutableMapping,
+)
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +69,40 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 log = structlog.get_logger("gateway.exchange")
+
+
+@dataclass(slots=True)
+class Answer:
+    """An answer as the server sends it: status, header fields and body.
+
+    Starlette's ``Response`` does the same with more generality than an exchange
+    needs, at several times the cost; the rules for ``content-length`` are its.
+    """
+
+    status_code: int
+    raw_headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    @classmethod
+    def of(cls, status: int, headers: Mapping[str, str], body: bytes) -> Answer:
+        raw = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+        ]
+        bodiless = status < 200 or status in (204, 304)
+        if not bodiless and all(name != b"content-length" for name, _ in raw):
+            raw.append((b"content-length", str(len(body)).encode("ascii")))
+        return cls(status, raw, body)
+
+    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def create_app(
@@ -183,7 +224,7 @@ async def handle_exchange(
 
 async def _log_and_answer(
     node: Node, outbound: Outbound, record: ExchangeRecord
-) -> Response:
+) -> Answer:
     """Steps 11 and 12: sign the answer, make the record durable, then observe it.
 
     Raises nothing: a log that cannot be written turns the answer into
@@ -212,7 +253,7 @@ async def reject_frame(
     peer: str | None,
     method: str,
     raw_target: bytes,
-) -> Response:
+) -> Answer:
     """Log a request the HTTP server refused before the app saw it; its answer.
 
     One record (decision ``rejected``, nothing forwarded) and the signed X-Road
@@ -227,7 +268,8 @@ async def reject_frame(
         peer=peer,
     )
     response = await _log_and_answer(node, _failure(error, record), record)
-    response.headers["connection"] = "close"
+    headers = [h for h in response.raw_headers if h[0] != b"connection"]
+    response.raw_headers = [*headers, (b"connection", b"close")]
     return response
 
 
@@ -308,7 +350,7 @@ def _decision(exc: MediatorError) -> Decision:
     return Decision.REJECTED
 
 
-def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Response:
+def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Answer:
     """Step 11: the response with X-Road headers, signed by the node's active key."""
     record.enter("sign")
     headers = dict(outbound.headers)
@@ -331,7 +373,7 @@ def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Response:
         record.response_signature_kid = key.kid
     except NodeError:
         record.reason = record.reason or "response_unsigned"
-    return Response(outbound.body, status_code=outbound.status, headers=headers)
+    return Answer.of(outbound.status, headers, outbound.body)
 
 
 def _jwks(node: Node) -> Response:

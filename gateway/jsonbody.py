@@ -122,13 +122,7 @@ def _too_deep(text: str, max_depth: int) -> bool:
 
 def _loads(text: str) -> Any:
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=_object,
-            parse_constant=_constant,
-            parse_int=_integer,
-            parse_float=_float,
-        )
+        return _DECODER.decode(text)
     except json.JSONDecodeError:
         # ``from None``: the decode error holds the whole document.
         raise PayloadError(Reason.INVALID_JSON) from None
@@ -205,3 +199,12 @@ def _dump_stdlib(value: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         raise PayloadError(Reason.INVALID_ENCODING) from None
+
+
+#: One decoder for every parse (``json.loads`` with hooks builds a new one a call).
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_object,
+    parse_constant=_constant,
+    parse_int=_integer,
+    parse_float=_float,
+)
