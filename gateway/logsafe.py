@@ -59,6 +59,8 @@ def escape(value: str, limit: int = 256) -> str:
     :data:`TRUNCATED`. Raises nothing.
     """
     if len(value) <= limit:
+        if value.isascii() and value.isprintable() and "\\" not in value:
+            return value  # nothing the table would change
         return value.translate(_ESCAPES)
     return value[:limit].translate(_ESCAPES) + TRUNCATED
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway import logsafe
 from gateway.logsafe import (
     REDACTED,
     TRUNCATED,
@@ -157,3 +158,10 @@ def test_a_uuid_with_all_digit_groups_is_not_a_personal_number(
 ) -> None:
     assert not contains_personal_number(message_id)
     assert contains_personal_number("id 1234-5678-9012")
+
+
+def test_escape_takes_a_shortcut_only_where_the_table_changes_nothing() -> None:
+    """Each character up to U+2100, alone or in text, escapes as the table says."""
+    for code in range(0x2100):
+        for text in (chr(code), f"a{chr(code)}b"):
+            assert escape(text) == text.translate(logsafe._ESCAPES), hex(code)
