@@ -10,6 +10,16 @@ Records are written off the hot path: :meth:`OpMonitor.observe` only puts the
 record on a bounded queue; one writer task stores them in batches in SQLite. When
 the queue is full the record is dropped and counted in :attr:`OpMonitor.dropped`,
 so a slow disk never slows an exchange.
+
+The writer stores at most once per ``write_interval_ms``: after it takes a record
+it waits out the interval, or until a full batch is queued, and then writes what
+is queued, up to a full batch, in one transaction. Monitoring data is for
+operators, not part of an exchange's durability (X-Road buffers and flushes it
+the same way), and one thread round trip per interval costs far less than one
+per exchange. So :meth:`OpMonitor.query` and :meth:`OpMonitor.summary` see a
+record up to the interval (plus a write or two) after its exchange;
+:meth:`OpMonitor.flush` cuts the wait short. An interval of 0 writes as soon as
+the writer is free.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ from gateway.sqlitebatch import WriterThread, insert_rows
 log = structlog.get_logger("gateway.monitoring")
 
 _BATCH: Final = 500
+#: Records queued besides the one the writer holds that make a full batch.
+_FULL_QUEUE: Final = _BATCH - 1
 _PRUNE_EVERY_S: Final = 3600.0
 MAX_PAGE: Final = 1000
 
@@ -138,10 +150,21 @@ class OpPage:
 class OpMonitor:
     """The bounded queue, the batch writer and the queries of one node."""
 
-    def __init__(self, path: Path, *, retention_days: int, queue_size: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retention_days: int,
+        queue_size: int,
+        write_interval_ms: float = 0.0,
+    ) -> None:
         self._path = path
         self._retention_s = retention_days * 86400.0
+        self._interval_s = write_interval_ms / 1000
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
+        #: Ends the writer's wait early: a full batch is queued or a flush waits.
+        self._wake = asyncio.Event()
+        self._flushing = 0
         self._writer: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_prune = 0.0
@@ -172,15 +195,31 @@ class OpMonitor:
         self._thread.stop()
 
     def observe(self, record: ExchangeRecord) -> None:
-        """Queue the monitoring record of a finished exchange; never blocks."""
+        """Queue the monitoring record of a finished exchange; never blocks.
+
+        Besides the put, one length check: a full batch ends the writer's wait.
+        """
+        queue = self._queue
         try:
-            self._queue.put_nowait(op_record(record))
+            queue.put_nowait(op_record(record))
         except asyncio.QueueFull:
             self.dropped += 1
+            return
+        if queue.qsize() >= _FULL_QUEUE:
+            self._wake.set()
 
     async def flush(self) -> None:
-        """Wait until every queued record is stored."""
-        await self._queue.join()
+        """Wait until every queued record is stored.
+
+        The writer does not wait out its interval while a flush is waiting, so
+        records observed meanwhile are written at once too.
+        """
+        self._flushing += 1
+        self._wake.set()
+        try:
+            await self._queue.join()
+        finally:
+            self._flushing -= 1
 
     @property
     def queued(self) -> int:
@@ -214,17 +253,34 @@ class OpMonitor:
     async def _write_loop(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            await self._gather()
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                await self._thread.run(self._write, batch)
-                self.written += len(batch)
-            except sqlite3.Error as exc:
-                self.dropped += len(batch)
-                log.warning("opmon.write_failed", error=type(exc).__name__)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+            await self._store(batch)
+
+    async def _gather(self) -> None:
+        """Wait for the write interval, a full batch or a flush, whichever is first."""
+        if self._interval_s <= 0 or self._flushing:
+            return
+        if self._queue.qsize() >= _FULL_QUEUE:
+            return
+        # No await since the checks above, so a wake-up cannot fall in between.
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._interval_s):
+                await self._wake.wait()
+
+    async def _store(self, batch: list[dict[str, Any]]) -> None:
+        """Write ``batch`` in one transaction on the writer thread; count the result."""
+        try:
+            await self._thread.run(self._write, batch)
+            self.written += len(batch)
+        except sqlite3.Error as exc:
+            self.dropped += len(batch)
+            log.warning("opmon.write_failed", error=type(exc).__name__)
+        finally:
+            for _ in batch:
+                self._queue.task_done()
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         conn = self._conn

@@ -65,6 +65,7 @@ class Operations:
             deployment.path(settings.monitoring.sqlite_path),
             retention_days=settings.monitoring.retention_days,
             queue_size=settings.monitoring.queue_size,
+            write_interval_ms=settings.monitoring.write_interval_ms,
         )
         directory = deployment.directory
         self.metrics = NodeMetrics(

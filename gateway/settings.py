@@ -134,6 +134,9 @@ class MonitoringSettings(Strict):
     retention_days: int = Field(14, ge=1, le=3650)
     #: Records waiting for the batch writer; when full, new ones are dropped (counted).
     queue_size: int = Field(10000, ge=1, le=1_000_000)
+    #: The writer stores queued records at most this often, or sooner when a batch
+    #: is full; queries see a record up to this late. 0: as soon as it is free.
+    write_interval_ms: float = Field(250.0, ge=0, le=60_000)
     #: Keys are expected to be rotated this many days after they start signing.
     key_lifetime_days: int = Field(365, ge=1, le=3650)
 

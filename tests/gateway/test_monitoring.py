@@ -1,12 +1,18 @@
-"""Operational monitoring records: their form, the bounded queue and retention."""
+"""Operational monitoring records: their form, queue, timed batches and retention."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gateway import monitoring
 from gateway.monitoring import OpMonitor, OpQuery, op_record
 from gateway.record import Decision, ExchangeRecord
 
@@ -77,3 +83,125 @@ async def test_records_older_than_the_retention_are_deleted(tmp_path: Path) -> N
         await monitor.close()
 
     assert [r["request_in_ts"] > time.time() - 60 for r in page.records] == [True]
+
+
+#: Long enough that a test waiting it out would hit the timeouts below.
+_LONG_MS = 60_000.0
+#: Generous bound for what must happen at once; not a measure of speed.
+_PROMPT_S = 5.0
+
+
+@dataclass
+class _Watched:
+    """A started monitor, the sizes of the batches it wrote, and when it waits."""
+
+    monitor: OpMonitor
+    batches: list[int] = field(default_factory=list)
+    waiting: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def writer_holds_one(self) -> None:
+        """Observe one record and wait until the writer holds it and waits."""
+        self.waiting.clear()
+        self.monitor.observe(_record())
+        await asyncio.wait_for(self.waiting.wait(), _PROMPT_S)
+
+    async def written_without_flush(self) -> None:
+        """Wait until every queued record is stored, leaving the writer alone."""
+        await asyncio.wait_for(self.monitor._queue.join(), _PROMPT_S)
+
+
+@asynccontextmanager
+async def _watched(tmp_path: Path, interval_ms: float) -> AsyncIterator[_Watched]:
+    monitor = OpMonitor(
+        tmp_path / "op.db",
+        retention_days=1,
+        queue_size=10_000,
+        write_interval_ms=interval_ms,
+    )
+    watched = _Watched(monitor)
+    write, gather = monitor._write, monitor._gather
+
+    def counted(batch: list[dict[str, Any]]) -> None:
+        watched.batches.append(len(batch))
+        write(batch)
+
+    async def noted() -> None:
+        watched.waiting.set()
+        await gather()
+
+    monitor._write = counted  # type: ignore[method-assign]
+    monitor._gather = noted  # type: ignore[method-assign]
+    await monitor.start()
+    try:
+        yield watched
+    finally:
+        await monitor.close()
+
+
+async def _stored(tmp_path: Path) -> int:
+    reader = OpMonitor(tmp_path / "op.db", retention_days=1, queue_size=1)
+    page = await reader.query(OpQuery(since=0, until=time.time() + 1))
+    return len(page.records)
+
+
+async def test_records_within_the_interval_are_written_in_one_batch(
+    tmp_path: Path,
+) -> None:
+    """Records observed while the writer waits are stored in one write."""
+    async with _watched(tmp_path, 300.0) as watched:
+        await watched.writer_holds_one()
+        for _ in range(4):
+            watched.monitor.observe(_record())
+            await asyncio.sleep(0)
+        await watched.written_without_flush()
+
+    assert (watched.monitor.written, watched.batches) == (5, [5])
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_interval(
+    tmp_path: Path,
+) -> None:
+    """A full batch wakes the writer before a long interval ends."""
+    async with _watched(tmp_path, _LONG_MS) as watched:
+        await watched.writer_holds_one()
+        for _ in range(monitoring._BATCH - 1):
+            watched.monitor.observe(_record())
+        await watched.written_without_flush()
+
+    assert watched.batches == [monitoring._BATCH]
+
+
+async def test_flush_cuts_the_interval_short(tmp_path: Path) -> None:
+    """flush() returns once everything queued is stored, not after the interval."""
+    async with _watched(tmp_path, _LONG_MS) as watched:
+        await watched.writer_holds_one()
+        watched.monitor.observe(_record())
+        watched.monitor.observe(_record())
+        await asyncio.wait_for(watched.monitor.flush(), _PROMPT_S)
+
+        assert (watched.monitor.written, watched.batches) == (3, [3])
+        assert await _stored(tmp_path) == 3
+
+
+async def test_close_stores_everything_queued(tmp_path: Path) -> None:
+    """close() writes what is queued without waiting out the interval."""
+    async with _watched(tmp_path, _LONG_MS) as watched:
+        await watched.writer_holds_one()
+        watched.monitor.observe(_record())
+        watched.monitor.observe(_record())
+        await asyncio.wait_for(watched.monitor.close(), _PROMPT_S)
+
+    assert await _stored(tmp_path) == 3
+
+
+async def test_interval_zero_writes_as_soon_as_the_writer_is_free(
+    tmp_path: Path,
+) -> None:
+    """With no interval the first record is written alone, as before."""
+    async with _watched(tmp_path, 0.0) as watched:
+        await watched.writer_holds_one()
+        watched.monitor.observe(_record())
+        watched.monitor.observe(_record())
+        await asyncio.wait_for(watched.monitor.flush(), _PROMPT_S)
+
+    assert watched.batches == [1, 2]
