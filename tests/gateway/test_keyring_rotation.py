@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from gateway import keyring as keyring_module
 from gateway.audit import AuditLog
 from gateway.errors import ConfigError
-from gateway import keyring as keyring_module
 from gateway.keyring import Keyring, KeyState
 from gateway.keywatch import KeyringWatcher, announce
 from gateway.secrets import Secret
