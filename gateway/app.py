@@ -9,6 +9,7 @@ record; a forwarded exchange also has the request record of step 8 before it.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import (
     AsyncIterator,
@@ -57,7 +58,7 @@ from gateway.framing import (
 )
 from gateway.logsafe import escape, log_path, redact_numbers
 from gateway.metaservices import metaservice_of
-from gateway.node import Node
+from gateway.node import Node, freeze_long_lived
 from gateway.observability import configure_logging
 from gateway.record import Decision, ExchangeRecord, sha256_hex
 from gateway.secrets import Secret
@@ -111,10 +112,13 @@ def create_app(
     http_client: httpx.AsyncClient | None = None,
     passphrase: Secret | None = None,
     reload_on_sighup: bool = False,
+    freeze_gc: bool = False,
 ) -> MediatorApp:
     """The ASGI app of one node; its lifespan starts and stops the node's services.
 
     With ``reload_on_sighup`` (``mediator serve``) SIGHUP reloads the configuration.
+    With ``freeze_gc`` (the processes that serve) the objects alive once the node
+    has started are frozen: see :func:`gateway.node.freeze_long_lived`.
     """
     mediator = MediatorApp()
 
@@ -125,9 +129,13 @@ def create_app(
         )
         mediator.node = node
         unwatch = watch_reload_signal(node) if reload_on_sighup else None
+        if freeze_gc:
+            freeze_long_lived()
         try:
             yield
         finally:
+            if freeze_gc:
+                gc.unfreeze()
             if unwatch is not None:
                 unwatch()
             mediator.node = None
@@ -147,7 +155,7 @@ def app_from_env() -> MediatorApp:
     """
     configure_logging(os.environ.get("MEDIATOR_LOG_LEVEL", "info"))
     config_dir = Path(os.environ.get("MEDIATOR_CONFIG", "config"))
-    return create_app(load_deployment(config_dir))
+    return create_app(load_deployment(config_dir), freeze_gc=True)
 
 
 def app_for_node(node: Node) -> MediatorApp:

@@ -9,6 +9,7 @@ started with, and a configuration that fails the check never replaces the runnin
 from __future__ import annotations
 
 import dataclasses
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,21 @@ from gateway.upstream import Upstream, make_client
 from policies.consent import ConsentBackend, open_consent_store
 
 log = structlog.get_logger("gateway.node")
+
+
+def freeze_long_lived() -> None:
+    """Collect garbage, then hide every object alive now from the cyclic collector.
+
+    A started node holds some 100,000 objects (configuration, compiled adapters,
+    imported modules) that live as long as the process. Every full collection
+    visited all of them, and under load one ran every few seconds and stopped the
+    event loop for 35-50 ms, every exchange in flight with it. Frozen
+    (:func:`gc.freeze`), they are skipped and a full collection takes about 1 ms.
+    Reference counting still frees them; only cycles among them would outlive
+    their use, so a reload freezes anew.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)
@@ -218,6 +234,10 @@ class Node:
             fresh = dataclasses.replace(fresh, settings=current.settings)
             self.pipeline = _build_pipeline(fresh, self.shared)  # the one swap
             self.deployment = fresh
+        if gc.get_freeze_count():
+            # The old configuration was frozen with the rest: let it be collected.
+            gc.unfreeze()
+            freeze_long_lived()
         log.info(
             "node.reloaded",
             node_id=current.settings.node_id,

@@ -36,7 +36,7 @@ def command(
         sys.exit(2)
     listen = deployment.settings.listen
     uvicorn.run(
-        create_app(deployment, reload_on_sighup=True),
+        create_app(deployment, reload_on_sighup=True, freeze_gc=True),
         host=host or listen.host,
         port=port if port is not None else listen.port,
         lifespan="on",
