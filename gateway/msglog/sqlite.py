@@ -8,9 +8,13 @@ One exception: a batch that need not be flushed (the request record of step 8) i
 committed on the caller's thread when the connection is free. Such a commit only
 writes pages to the write-ahead log, which takes tens of microseconds; handing it
 to the thread and back cost several times that in CPU, once per forwarded
-exchange. A lock keeps the two threads off the connection at the same time. The
-connection does not checkpoint on commit (that would sync the database on the
-caller's thread); the database thread checkpoints after its own commits instead.
+exchange. A lock keeps the two threads off the connection at the same time, and
+the caller's thread never waits for another connection's write lock (a
+``mediator log archive`` pruning beside the node): that would stop the event loop,
+so such a batch goes to the database thread, which waits. Only the database
+thread's flushed commits checkpoint the write-ahead log (SQLite's own check, every
+1,000 pages): a checkpoint syncs the database, which the caller's thread must
+never wait for.
 """
 
 from __future__ import annotations
@@ -118,9 +122,10 @@ _READ_NODES = (
 )
 
 
-#: Records between checkpoints of the write-ahead log: about the 1,000 pages at
-#: which SQLite would checkpoint on its own.
-CHECKPOINT_RECORDS = 2000
+#: Pages of write-ahead log at which a flushed commit checkpoints (SQLite's default).
+WAL_CHECKPOINT_PAGES = 1000
+#: How long the database thread waits for another connection's write lock (ms).
+BUSY_TIMEOUT_MS = 5000
 
 
 class SqliteLogStore(PagedReads):
@@ -139,8 +144,8 @@ class SqliteLogStore(PagedReads):
         self._thread: WriterThread | None = None
         #: Held by whichever thread uses the connection.
         self._lock = threading.Lock()
-        #: Records committed since the write-ahead log was last checkpointed.
-        self._unchecked = 0
+        #: Whether the connection waits for other connections' write locks.
+        self._waiting = True
 
     async def open(self) -> None:
         """Create the file and schema if needed; WAL, ``synchronous=FULL``."""
@@ -169,7 +174,7 @@ class SqliteLogStore(PagedReads):
         """
         rows = None if flush else self._append_here(seal)
         if rows is None:
-            rows = await self._run("append", self._append_then_checkpoint, seal, flush)
+            rows = await self._run("append", self._append_sync, seal, flush)
         self.transactions += 1
         return rows
 
@@ -280,26 +285,34 @@ class SqliteLogStore(PagedReads):
 
     def _locked(self, func: Callable[..., T], *args: Any) -> T:
         with self._lock:
+            self._wait_for_writers(True)
             return func(*args)
 
+    def _wait_for_writers(self, wait: bool) -> None:
+        """Let the connection wait for another connection's write lock, or not."""
+        if self._db is not None and wait != self._waiting:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS if wait else 0}")
+            self._waiting = wait
+
     def _append_here(self, seal: SealFn) -> list[SealedRecord] | None:
-        """An unflushed append on this thread; None if the connection is busy."""
+        """An unflushed append on this thread; None if the connection is busy.
+
+        Busy also means that another connection holds the write lock: the batch
+        then goes to the database thread, which waits for it.
+        """
         if self._db is None or not self._lock.acquire(blocking=False):
             return None
         try:
+            self._wait_for_writers(False)
             return self._append_sync(seal, False)
+        except sqlite3.OperationalError as exc:
+            if _busy(exc) and not self._conn().in_transaction:
+                return None
+            raise StoreError("append") from exc
         except (sqlite3.Error, ValueError) as exc:
             raise StoreError("append") from exc
         finally:
             self._lock.release()
-
-    def _append_then_checkpoint(self, seal: SealFn, flush: bool) -> list[SealedRecord]:
-        rows = self._append_sync(seal, flush)
-        if self._unchecked >= CHECKPOINT_RECORDS:
-            # PASSIVE: copies what no reader still needs and never waits for one.
-            self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
-            self._unchecked = 0
-        return rows
 
     async def _pages(self, select: str, start: int) -> AsyncGenerator[list[Any], None]:
         sql = f"{select} WHERE seq >= ? ORDER BY seq LIMIT {CHUNK}"
@@ -316,13 +329,19 @@ class SqliteLogStore(PagedReads):
             return
         # Used by the database thread and, for unflushed appends, by the event
         # loop's thread: never both at once (the store's lock).
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         _migrate(db)
         db.executescript(_SCHEMA)
         self._db = db
+        self._waiting = True
 
     def _close_sync(self) -> None:
         if self._db is not None:
@@ -337,9 +356,13 @@ class SqliteLogStore(PagedReads):
     def _append_sync(self, seal: SealFn, flush: bool) -> list[SealedRecord]:
         db = self._conn()
         if flush != self._flushing:
+            # An unflushed commit may run on the event loop's thread: it neither
+            # syncs nor checkpoints (a checkpoint syncs the database file).
+            pages = WAL_CHECKPOINT_PAGES if flush else 0
             db.execute(
                 "PRAGMA synchronous=FULL" if flush else "PRAGMA synchronous=NORMAL"
             )
+            db.execute(f"PRAGMA wal_autocheckpoint={pages}")
             self._flushing = flush
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -359,7 +382,6 @@ class SqliteLogStore(PagedReads):
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._unchecked += len(rows)
         return rows
 
     def _prune_sync(self, entry: ArchiveEntry) -> None:
@@ -454,6 +476,11 @@ def _keep_archived(db: sqlite3.Connection, entry: ArchiveEntry) -> None:
     moved = db.execute(_KEEP_ARCHIVED, span).rowcount
     if moved != entry.end_seq - entry.first_seq:
         raise StoreError("prune_not_contiguous")
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` is SQLITE_BUSY (any extended code of it)."""
+    return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gateway.msglog import MessageLog, SqliteLogStore
-from gateway.msglog import sqlite as sqlite_store
-from gateway.msglog.records import SealedRecord
+from gateway.msglog.records import SealedRecord, seal
 from gateway.msglog.store import LogTail
 from gateway.msglog.verify import verify_log
 from tests.gateway.msglog.conftest import make_record
@@ -76,20 +78,60 @@ async def test_unflushed_batch_waits_for_a_busy_connection(tmp_path: Path) -> No
     assert seen[0] != threading.get_ident()
 
 
-async def test_database_thread_checkpoints_the_write_ahead_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_many_small_batches_keep_the_write_ahead_log_small(
+    tmp_path: Path,
 ) -> None:
-    """The connection never checkpoints on commit; the database thread does."""
-    sizes = {}
-    for name, every in (("checkpointed", 20), ("never", 10**9)):
-        monkeypatch.setattr(sqlite_store, "CHECKPOINT_RECORDS", every)
-        path = tmp_path / f"{name}.db"
-        log = MessageLog(SqliteLogStore(path))
-        await log.start()
-        for i in range(200):
-            await log.append(make_record(2 * i), flush=False)
-            await log.append(make_record(2 * i + 1))
-        sizes[name] = await asyncio.to_thread(os.path.getsize, f"{path}-wal")
-        await log.close()
+    """Inline commits never checkpoint, the flushed ones on the thread do."""
+    path = tmp_path / "log.db"
+    log = MessageLog(SqliteLogStore(path))
+    await log.start()
+    for i in range(500):
+        await log.append(make_record(2 * i), flush=False)
+        await log.append(make_record(2 * i + 1))
+    size = await asyncio.to_thread(os.path.getsize, f"{path}-wal")
+    await log.close()
 
-    assert sizes["checkpointed"] * 4 < sizes["never"]
+    # 1,000 pages of 4 KiB and the commit that crossed them; unchecked, ~25 MB.
+    assert size < 6 * 1024 * 1024
+
+
+def _seal_one(body: bytes | None = None) -> Callable[[LogTail], list[SealedRecord]]:
+    """A seal function that stores one record after the tail, with ``body``."""
+
+    def sealing(tail: LogTail) -> list[SealedRecord]:
+        row = seal(make_record(tail.size), tail.size, tail.last_hash)
+        return [dataclasses.replace(row, bodies=body)]
+
+    return sealing
+
+
+async def test_unflushed_batch_never_waits_on_the_loop_for_another_writer(
+    tmp_path: Path,
+) -> None:
+    """Another connection's write lock sends the batch to the database thread."""
+    path = tmp_path / "log.db"
+    store = SqliteLogStore(path)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as `mediator log archive` pruning
+    asyncio.get_running_loop().call_later(0.05, other.execute, "ROLLBACK")
+
+    rows = await store.append_sealing(_seal_one(), flush=False)
+
+    other.close()
+    assert (await store.tail()).size == 1
+    await store.close()
+    assert [row.seq for row in rows] == [0]
+
+
+async def test_write_ahead_log_is_checkpointed_by_size_too(tmp_path: Path) -> None:
+    """Large bodies do not grow the write-ahead log past its checkpoint size."""
+    path = tmp_path / "log.db"
+    store = SqliteLogStore(path)
+    await store.open()
+    for _ in range(100):
+        await store.append_sealing(_seal_one(os.urandom(200_000)))
+    size = os.stat(f"{path}-wal").st_size
+    await store.close()
+
+    assert size < 8 * 1024 * 1024
