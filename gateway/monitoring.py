@@ -162,6 +162,9 @@ class OpMonitor:
         self._retention_s = retention_days * 86400.0
         self._interval_s = write_interval_ms / 1000
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
+        #: Queued records that end the writer's wait: a full batch, or a full
+        #: queue when it holds less than a batch (it would drop records meanwhile).
+        self._full_at = min(_FULL_QUEUE, queue_size)
         #: Ends the writer's wait early: a full batch is queued or a flush waits.
         self._wake = asyncio.Event()
         self._flushing = 0
@@ -205,7 +208,7 @@ class OpMonitor:
         except asyncio.QueueFull:
             self.dropped += 1
             return
-        if queue.qsize() >= _FULL_QUEUE:
+        if queue.qsize() >= self._full_at:
             self._wake.set()
 
     async def flush(self) -> None:
@@ -262,7 +265,7 @@ class OpMonitor:
         """Wait for the write interval, a full batch or a flush, whichever is first."""
         if self._interval_s <= 0 or self._flushing:
             return
-        if self._queue.qsize() >= _FULL_QUEUE:
+        if self._queue.qsize() >= self._full_at:
             return
         # No await since the checks above, so a wake-up cannot fall in between.
         self._wake.clear()

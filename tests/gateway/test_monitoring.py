@@ -111,11 +111,13 @@ class _Watched:
 
 
 @asynccontextmanager
-async def _watched(tmp_path: Path, interval_ms: float) -> AsyncIterator[_Watched]:
+async def _watched(
+    tmp_path: Path, interval_ms: float, queue_size: int = 10_000
+) -> AsyncIterator[_Watched]:
     monitor = OpMonitor(
         tmp_path / "op.db",
         retention_days=1,
-        queue_size=10_000,
+        queue_size=queue_size,
         write_interval_ms=interval_ms,
     )
     watched = _Watched(monitor)
@@ -169,6 +171,19 @@ async def test_a_full_batch_is_written_without_waiting_for_the_interval(
         await watched.written_without_flush()
 
     assert watched.batches == [monitoring._BATCH]
+
+
+async def test_a_full_queue_smaller_than_a_batch_wakes_the_writer(
+    tmp_path: Path,
+) -> None:
+    """A full queue is written at once, not left dropping records for the interval."""
+    async with _watched(tmp_path, _LONG_MS, queue_size=10) as watched:
+        await watched.writer_holds_one()
+        for _ in range(10):
+            watched.monitor.observe(_record())
+        await watched.written_without_flush()
+
+    assert (watched.monitor.dropped, watched.batches) == (0, [11])
 
 
 async def test_flush_cuts_the_interval_short(tmp_path: Path) -> None:
