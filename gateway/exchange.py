@@ -33,6 +33,7 @@ or failed, is logged.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ from policies.consent import ConsentBackend
 from policies.purposes import Purpose
 
 _JSON = "application/json"
+#: A header field value the node passes on: visible ASCII, spaces and tabs.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class LogAppend(Protocol):
@@ -205,11 +208,7 @@ class ExchangePipeline:
             # Step 10: release and adapt the response.
             record.enter("release")
             body = self._release(response, purpose, adapter)
-        headers = {
-            name: value
-            for name, value in response.headers
-            if name in wire.FORWARDED_RESPONSE_HEADERS
-        }
+        headers = _forwarded_headers(response)
         if body is not None and response.body:
             headers[wire.CONTENT_TYPE] = _JSON
         payload = response.body if body is None else body
@@ -489,3 +488,22 @@ def _error_only(document: Any) -> dict[str, str]:
 
 
 __all__ = ["ExchangePipeline", "Inbound", "NodeError", "Outbound"]
+
+
+def _forwarded_headers(response: UpstreamResponse) -> dict[str, str]:
+    """The provider's header fields that the client gets.
+
+    Raises UpstreamError (``upstream_response_invalid``) for a value outside
+    visible ASCII: the node signs and sends field values as they are, and a
+    character it cannot send would otherwise fail the answer after the exchange.
+    """
+    headers: dict[str, str] = {}
+    for name, value in response.headers:
+        if name not in wire.FORWARDED_RESPONSE_HEADERS:
+            continue
+        if not _FIELD_VALUE.fullmatch(value):
+            raise UpstreamError(
+                Reason.UPSTREAM_RESPONSE_INVALID, log_reason="upstream_header_not_ascii"
+            )
+        headers[name] = value
+    return headers

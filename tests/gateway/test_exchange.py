@@ -530,3 +530,35 @@ async def test_the_user_id_is_kept_escaped_for_monitoring_and_the_record(
 
     (record,) = await harness.exchanges()
     assert record["user_id"] == "IN/officer-17 [redacted]"
+
+
+class _ProviderHeader(httpx.AsyncBaseTransport):
+    """The registry's transport, adding one header field to every answer."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, field: bytes) -> None:
+        self._inner = inner
+        self._field = field
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        body = await response.aread()
+        headers = [*response.headers.raw, (b"content-language", self._field)]
+        return httpx.Response(response.status_code, headers=headers, content=body)
+
+
+async def test_a_provider_header_the_node_cannot_send_is_a_logged_provider_fault(
+    harness: Harness,
+) -> None:
+    """A non-ASCII forwarded field value ends in a logged 502, never an unlogged 500."""
+    student = _girl(harness)
+    await _grant(harness, student["student_id"])
+    http = harness.registry_http
+    http._transport = _ProviderHeader(http._transport, "€".encode())
+
+    answer = await _verify(harness.client(KANYASHREE), _verify_body(student))
+
+    records = await harness.records()
+    assert answer.status == 502
+    assert answer.error_type == "Server.Provider.upstream_response_invalid"
+    assert [r["direction"] for r in records] == ["request", "response"]
+    assert records[-1]["reason"] == "upstream_header_not_ascii"
