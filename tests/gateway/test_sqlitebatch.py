@@ -9,18 +9,22 @@ import threading
 from gateway.sqlitebatch import ROWS_PER_INSERT, WriterThread, insert_rows
 
 
-def test_rows_go_in_with_one_statement_per_chunk() -> None:
+def test_rows_go_in_with_few_statements_of_few_shapes() -> None:
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)")
     statements: list[str] = []
     db.set_trace_callback(statements.append)
-    rows = [(i, f"row {i}", bytes([i % 256])) for i in range(2 * ROWS_PER_INSERT + 1)]
+    stored: list[tuple[int, str, bytes]] = []
 
-    insert_rows(db, "t", ("a", "b", "c"), rows)
+    for count in range(1, 2 * ROWS_PER_INSERT + 2):
+        rows = [(i, f"row {i}", bytes([i % 256])) for i in range(count)]
+        insert_rows(db, "t", ("a", "b", "c"), rows)
+        stored += rows
 
     inserts = [s for s in statements if s.startswith("INSERT")]
-    assert len(inserts) == 3
-    assert db.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == rows
+    assert len({s.count("), (") + 1 for s in inserts}) == ROWS_PER_INSERT.bit_length()
+    assert max(s.count("), (") + 1 for s in inserts) == ROWS_PER_INSERT
+    assert db.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == stored
 
 
 def test_no_rows_is_no_statement() -> None:
