@@ -487,9 +487,6 @@ def _error_only(document: Any) -> dict[str, str]:
     return {"error": "provider_error"}
 
 
-__all__ = ["ExchangePipeline", "Inbound", "NodeError", "Outbound"]
-
-
 def _forwarded_headers(response: UpstreamResponse) -> dict[str, str]:
     """The provider's header fields that the client gets.
 
@@ -507,3 +504,6 @@ def _forwarded_headers(response: UpstreamResponse) -> dict[str, str]:
             )
         headers[name] = value
     return headers
+
+
+__all__ = ["ExchangePipeline", "Inbound", "NodeError", "Outbound"]
