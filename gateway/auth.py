@@ -133,17 +133,21 @@ class ClientAuthenticator:
         """
         # Step 1 and 2: the header and the token's form, before any key is used.
         token = self._bearer_token(authorization)
-        header = _checked_header(token)
+        segments, header = _checked_form(token)
+        payload = _json_object(_b64url(segments[1]))
+        if payload is None:
+            raise _invalid("malformed_token")
 
         # Step 3: the key, from the issuer's registered keys only.
-        client, key = await self._registered_key(token, header)
+        client, key = await self._registered_key(payload, header)
 
-        # Step 4: the signature; the claims are read from the verified bytes.
-        claims = _verified_claims(token, key)
+        # Step 4: the signature over the two segments just parsed, so the
+        # claims read next are exactly the verified bytes.
+        _verify_signature(segments, key)
 
         # Step 5: the claims.
         now = self._clock()
-        expires_at, jti = self._check_claims(claims, client, now)
+        expires_at, jti = self._check_claims(payload, client, now)
 
         # Step 6: replay, only for a token that passed everything else (C33 C).
         ttl = math.ceil(expires_at - now + self._settings.leeway_s)
@@ -165,11 +169,8 @@ class ClientAuthenticator:
         return token
 
     async def _registered_key(
-        self, token: str, header: dict[str, Any]
+        self, payload: dict[str, Any], header: dict[str, Any]
     ) -> tuple[ClientId, RegisteredKey]:
-        payload = _json_object(_b64url(token.split(".")[1]))
-        if payload is None:
-            raise _invalid("malformed_token")
         issuer = payload.get("iss")
         if not isinstance(issuer, str):
             raise _invalid("issuer_missing")
@@ -219,7 +220,8 @@ class ClientAuthenticator:
 # -- token form ------------------------------------------------------------------------
 
 
-def _checked_header(token: str) -> dict[str, Any]:
+def _checked_form(token: str) -> tuple[list[str], dict[str, Any]]:
+    """The token's three segments and its checked header."""
     segments = token.split(".")
     if len(segments) == 5:
         raise _invalid("jwe_refused")
@@ -243,7 +245,7 @@ def _checked_header(token: str) -> dict[str, Any]:
         raise _invalid("kid_missing" if kid is None else "kid_invalid")
     if not segments[2]:
         raise _invalid("signature_missing")
-    return header
+    return segments, header
 
 
 def _b64url(segment: str) -> bytes | None:
@@ -271,21 +273,27 @@ def _json_object(data: bytes | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _verified_claims(token: str, key: RegisteredKey) -> dict[str, Any]:
+def _verify_signature(segments: list[str], key: RegisteredKey) -> None:
+    """Check the JWS signature with the key's own algorithm (RFC 7515 section 5.2).
+
+    The segments were checked as strict base64url already, so this goes to the
+    library's algorithm directly rather than through ``PyJWS.decode``, which
+    would split, decode and parse the token a second time.
+    """
+    signature = _b64url(segments[2])
+    if signature is None:
+        raise _invalid("malformed_token")
     try:
-        decoded = _JWS.decode_complete(
-            token,
-            key.key,
-            algorithms=[key.algorithm],
-            options={"enforce_minimum_key_length": True},
-        )
+        algorithm = _JWS.get_algorithm_by_name(key.algorithm)
+        public_key = algorithm.prepare_key(key.key)
+        if algorithm.check_key_length(public_key):
+            raise _invalid("key_too_short")
+        signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")
+        valid = algorithm.verify(signing_input, public_key, signature)
     except (PyJWTError, ValueError, TypeError) as exc:
         raise _invalid("signature_invalid") from exc
-
-    claims = _json_object(decoded["payload"])
-    if claims is None:
-        raise _invalid("malformed_token")
-    return claims
+    if not valid:
+        raise _invalid("signature_invalid")
 
 
 def _numeric(claims: dict[str, Any], name: str) -> float | None:

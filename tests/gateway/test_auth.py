@@ -290,6 +290,69 @@ async def test_c29_token_signed_by_own_shared_kid_key_is_accepted() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("client", "alg", "key"),
+    [(KANYASHREE, "EdDSA", ED_KEY), (IFMS, "ES256", EC_KEY)],
+    ids=["EdDSA", "ES256"],
+)
+@pytest.mark.parametrize("cut", [1, 2, 32], ids=["one-byte", "two-bytes", "half"])
+async def test_truncated_signature_is_invalid_and_burns_nothing(
+    client: ClientId, alg: str, key: Any, cut: int
+) -> None:
+    kid = CLIENT_KEYS[client].kid
+    genuine = _token({"alg": alg, "kid": kid}, _claims(client), key=key, alg=alg)
+    head, body, signature = genuine.split(".")
+    raw = base64.urlsafe_b64decode(signature + "==")
+    authenticator = _authenticator()
+
+    with pytest.raises(AuthenticationError) as info:
+        await authenticator.authenticate(f"Bearer {head}.{body}.{_b64(raw[:-cut])}")
+    result = await authenticator.authenticate(f"Bearer {genuine}")
+
+    assert info.value.log_reason == "signature_invalid"
+    assert result.client_id == client
+
+
+@pytest.mark.anyio
+async def test_signature_in_a_second_base64_spelling_is_malformed() -> None:
+    # 64 bytes end in a 2-bit remainder: a last character with those bits set
+    # decodes to the same bytes, but is not the one spelling RFC 7515 allows.
+    head, body, signature = _token().split(".")
+    last = signature[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    other = alphabet[alphabet.index(last) | 0b0011]
+    assert other != last
+
+    error = await _fails(f"{head}.{body}.{signature[:-1]}{other}")
+
+    assert error.log_reason == "malformed_token"
+
+
+@pytest.mark.anyio
+async def test_rsa_key_under_2048_bits_is_refused_even_with_a_valid_signature() -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    client = ClientId.parse("WB/GOV/SED/oldportal")
+    registered = {"old": RegisteredKey("old", "RS256", weak.public_key())}
+    subsystems = {client: Subsystem(client, "", registered)}
+    settings = AuthSettings(audience=AUDIENCE, max_token_lifetime_s=300, leeway_s=60)
+    authenticator = ClientAuthenticator(
+        Directory("WB", subsystems, {}),
+        settings,
+        MemoryReplayCache(),
+        clock=lambda: NOW,
+    )
+    token = _token(
+        {"alg": "RS256", "kid": "old"}, _claims(client), key=weak, alg="RS256"
+    )
+
+    with pytest.raises(AuthenticationError) as info:
+        await authenticator.authenticate(f"Bearer {token}")
+
+    assert info.value.reason is Reason.INVALID_TOKEN
+    assert info.value.log_reason == "key_too_short"
+
+
+@pytest.mark.anyio
 async def test_unregistered_issuer_is_unknown_client() -> None:
     token = _token(claims=_claims(ClientId.parse("WB/GOV/XX/nobody")))
 
