@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import math
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import anyio
@@ -88,7 +90,7 @@ async def test_memory_evicts_after_an_idle_gap_and_keeps_later_entries() -> None
             st.floats(min_value=0, max_value=40),
             st.sampled_from(["a", "b", "c", "d"]),
             st.sampled_from(["ns1", "ns2"]),
-            st.integers(min_value=1, max_value=30),
+            st.integers(min_value=1, max_value=100),
         ),
         max_size=60,
     )
@@ -139,6 +141,44 @@ async def test_memory_full_cache_evicts_only_expired_entries() -> None:
     assert accepted
     assert len(cache) == 2
     assert not await cache.first_use("ns", "long", 600)
+
+
+@pytest.mark.anyio
+async def test_memory_full_cache_drops_expired_entries_of_the_current_slot() -> None:
+    clock = Clock()
+    cache = MemoryReplayCache(max_entries=2, clock=clock)
+    await cache.first_use("ns", "short", 1)  # deadline 1001, in the slot ending 1008
+    await cache.first_use("ns", "long", 600)
+
+    clock.now += 3
+    accepted = await cache.first_use("ns", "new", 60)
+
+    assert accepted
+    assert len(cache) == 2
+
+
+def test_memory_gives_back_a_burst_once_it_has_expired() -> None:
+    # One table for every entry would keep the size the burst grew it to.
+    clock = Clock()
+    cache = MemoryReplayCache(clock=clock)
+
+    async def use(prefix: str, count: int) -> None:
+        for n in range(count):
+            await cache.first_use("ns", f"{prefix}{n}", 30)
+
+    tracemalloc.start()
+    try:
+        asyncio.run(use("burst-", 50_000))
+        burst = tracemalloc.get_traced_memory()[0]
+        clock.now += 60
+        asyncio.run(use("quiet-", 100))
+        gc.collect()
+        quiet = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+    assert len(cache) == 100
+    assert quiet < burst / 10
 
 
 @pytest.mark.anyio
