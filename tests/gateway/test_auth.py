@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
 
 from gateway.auth import (
+    AuthenticatedClient,
     ClientAuthenticator,
     ClientKey,
     make_assertion,
@@ -127,6 +128,16 @@ async def _fails(token: str | None, *, prefix: str = "Bearer ") -> Authenticatio
     with pytest.raises(AuthenticationError) as info:
         await _authenticator().authenticate(authorization)
     return info.value
+
+
+async def _refused_then_genuine(
+    bad: str, genuine: str
+) -> tuple[AuthenticationError, AuthenticatedClient]:
+    """Present ``bad`` and then ``genuine`` (same jti) to one authenticator."""
+    authenticator = _authenticator()
+    with pytest.raises(AuthenticationError) as info:
+        await authenticator.authenticate(f"Bearer {bad}")
+    return info.value, await authenticator.authenticate(f"Bearer {genuine}")
 
 
 # -- happy paths -----------------------------------------------------------------------
@@ -303,13 +314,11 @@ async def test_truncated_signature_is_invalid_and_burns_nothing(
     genuine = _token({"alg": alg, "kid": kid}, _claims(client), key=key, alg=alg)
     head, body, signature = genuine.split(".")
     raw = base64.urlsafe_b64decode(signature + "==")
-    authenticator = _authenticator()
+    truncated = f"{head}.{body}.{_b64(raw[:-cut])}"
 
-    with pytest.raises(AuthenticationError) as info:
-        await authenticator.authenticate(f"Bearer {head}.{body}.{_b64(raw[:-cut])}")
-    result = await authenticator.authenticate(f"Bearer {genuine}")
+    error, result = await _refused_then_genuine(truncated, genuine)
 
-    assert info.value.log_reason == "signature_invalid"
+    assert error.log_reason == "signature_invalid"
     assert result.client_id == client
 
 
@@ -584,16 +593,13 @@ async def test_c33_a_second_use_is_replayed() -> None:
 
 @pytest.mark.anyio
 async def test_c33_c_forged_copy_does_not_burn_the_jti() -> None:
-    authenticator = _authenticator()
     genuine = _token(claims=_claims(jti="J2"))
     head, body, _ = genuine.split(".")
     forged = f"{head}.{body}.{_b64(b'x' * 64)}"
 
-    with pytest.raises(AuthenticationError) as info:
-        await authenticator.authenticate(f"Bearer {forged}")
-    result = await authenticator.authenticate(f"Bearer {genuine}")
+    error, result = await _refused_then_genuine(forged, genuine)
 
-    assert info.value.log_reason == "signature_invalid"
+    assert error.log_reason == "signature_invalid"
     assert result.client_id == KANYASHREE
 
 
