@@ -24,7 +24,7 @@ from gateway.directory import RegisteredKey, parse_jwks
 from gateway.errors import MediatorError
 from gateway.identifiers import ClientId, ServiceId
 from gateway.keyring import SigningKey
-from gateway.signing import verify_response
+from gateway.verifying import verify_response
 
 
 def new_client_key(kid: str) -> tuple[SigningKey, dict[str, Any]]:

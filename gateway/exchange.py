@@ -17,7 +17,7 @@ The steps, as ``shared/DESIGN.md`` numbers them, and where each is decided:
                made durable first, then pooled and timed out         (gateway.signing,
                                                                       gateway.msglog,
                                                                       gateway.upstream)
-9. verify      a provider with registered keys must sign its answer  (gateway.signing)
+9. verify      a provider with registered keys must sign its answer  (gateway.verifying)
 10. release    only the purpose's fields, then mapped back           (policies,
                                                                       adapters)
 11. sign       the response, bound to the forwarded request's
@@ -33,15 +33,13 @@ or failed, is logged.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from adapters import AdapterSet, EndpointAdapter
-from gateway import wire
+from gateway import relay, wire
 from gateway.auth import ClientAuthenticator
 from gateway.clientip import allowed_from
 from gateway.directory import Directory, Service
@@ -50,29 +48,27 @@ from gateway.errors import (
     AuthenticationError,
     MediatorError,
     NodeError,
-    PayloadError,
     Reason,
     ResolutionError,
     UpstreamError,
 )
 from gateway.framing import Headers
 from gateway.identifiers import ClientId
-from gateway.jsonbody import BOM, dump_json, parse_json
+from gateway.jsonbody import dump_json, parse_json
 from gateway.keyring import Keyring
 from gateway.paths import resolve
 from gateway.record import Decision, ExchangeRecord, sha256_hex
 from gateway.settings import NodeSettings
-from gateway.signing import request_hash, sign_request, verify_response
+from gateway.signing import request_hash, sign_request
 from gateway.subjects import SubjectHasher
 from gateway.throttle import Throttle
 from gateway.upstream import Upstream, UpstreamResponse, identity_body
+from gateway.verifying import verify_response
 from policies import Policies, check_consent, check_purpose, subject_of
 from policies.consent import ConsentBackend
 from policies.purposes import Purpose
 
 _JSON = "application/json"
-#: A header field value the node passes on: visible ASCII, spaces and tabs.
-_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class LogAppend(Protocol):
@@ -208,7 +204,7 @@ class ExchangePipeline:
             # Step 10: release and adapt the response.
             record.enter("release")
             body = self._release(response, purpose, adapter)
-        headers = _forwarded_headers(response)
+        headers = relay.forwarded_headers(response)
         if body is not None and response.body:
             headers[wire.CONTENT_TYPE] = _JSON
         payload = response.body if body is None else body
@@ -229,15 +225,15 @@ class ExchangePipeline:
         parsed: Any = None
         body = request.body
         if body:
-            _require_json(content_type)
+            relay.require_json(content_type)
             parsed = parse_json(
                 body,
                 max_depth=self._settings.limits.max_json_depth,
                 content_type=content_type,
             )
-            body = _strip_bom(body)
+            body = relay.strip_bom(body)
         if adapter is None:
-            endpoint = _service_relative(target.endpoint_encoded)
+            endpoint = relay.service_relative(target.endpoint_encoded)
             return _Forward(
                 service,
                 request.method,
@@ -256,7 +252,7 @@ class ExchangePipeline:
         return _Forward(
             service,
             mapped.method,
-            _encode_path(mapped.path),
+            relay.encode_path(mapped.path),
             mapped.query,
             mapped_body,
             _JSON if mapped.body is not None else None,
@@ -376,18 +372,20 @@ class ExchangePipeline:
     ) -> bytes | None:
         """The body for the client, or None to pass the provider's bytes untouched."""
         if purpose is None and adapter is None:
-            return _without_bom(response)
+            return relay.without_bom(response)
         if not response.body:
             return None
         ok = 200 <= response.status < 300
         try:
-            document = parse_json(response.body, content_type=_content_type(response))
+            document = parse_json(
+                response.body, content_type=relay.content_type(response)
+            )
         except MediatorError as exc:
             raise UpstreamError(
                 Reason.UPSTREAM_RESPONSE_INVALID, log_reason=f"upstream_{exc.reason}"
             ) from exc
         if not ok:
-            return dump_json(_error_only(document))
+            return dump_json(relay.error_only(document))
         if purpose is not None:
             document = purpose.release.apply(document)
         if adapter is not None:
@@ -419,91 +417,6 @@ async def authenticate(
     if claimed is None or claimed != str(verified.client_id):
         raise AuthenticationError(Reason.CLIENT_MISMATCH)
     return verified.client_id
-
-
-def _require_json(content_type: str | None) -> None:
-    """A request body must say it is JSON (RFC 8259 ``application/json`` or a
-    ``+json`` type); raise PayloadError(UNSUPPORTED_MEDIA_TYPE) otherwise."""
-    if not _is_json(content_type):
-        raise PayloadError(Reason.UNSUPPORTED_MEDIA_TYPE)
-
-
-def _is_json(content_type: str | None) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
-
-
-def _strip_bom(body: bytes) -> bytes:
-    # One leading UTF-8 BOM is accepted and removed (X-Road does the same);
-    # parse_json has already refused a second one or one elsewhere.
-    return body[len(BOM) :] if body.startswith(BOM) else body
-
-
-def _without_bom(response: UpstreamResponse) -> bytes | None:
-    """A JSON answer passed on as the provider wrote it, less one leading BOM.
-
-    The rule for request bodies, applied to responses (C21): one leading BOM is
-    removed, a second one makes the answer invalid. None when there is nothing
-    to remove, so that the provider's bytes go on untouched.
-    """
-    if not response.body.startswith(BOM) or not _is_json(_content_type(response)):
-        return None
-    body = response.body[len(BOM) :]
-    if body.startswith(BOM):
-        raise UpstreamError(
-            Reason.UPSTREAM_RESPONSE_INVALID, log_reason="upstream_invalid_json"
-        )
-    return body
-
-
-def _encode_path(path: str) -> str:
-    """An adapter's decoded endpoint path, encoded once for the provider."""
-    if not path.startswith("/"):
-        path = "/" + path
-    return _service_relative(
-        "/".join(
-            quote(segment, safe="!$&'()*+,;=:@-._~") for segment in path.split("/")
-        )
-    )
-
-
-def _service_relative(encoded: str) -> str:
-    """What follows the service's URL: the service root is the URL itself, never
-    URL + "/" (which a provider may answer with a redirect)."""
-    return "" if encoded == "/" else encoded
-
-
-def _content_type(response: UpstreamResponse) -> str | None:
-    for name, value in response.headers:
-        if name == wire.CONTENT_TYPE:
-            return value
-    return None
-
-
-def _error_only(document: Any) -> dict[str, str]:
-    """A provider's error body reduced to its error code: no data rides along."""
-    if isinstance(document, dict) and isinstance(document.get("error"), str):
-        return {"error": document["error"][:64]}
-    return {"error": "provider_error"}
-
-
-def _forwarded_headers(response: UpstreamResponse) -> dict[str, str]:
-    """The provider's header fields that the client gets.
-
-    Raises UpstreamError (``upstream_response_invalid``) for a value outside
-    visible ASCII: the node signs and sends field values as they are, and a
-    character it cannot send would otherwise fail the answer after the exchange.
-    """
-    headers: dict[str, str] = {}
-    for name, value in response.headers:
-        if name not in wire.FORWARDED_RESPONSE_HEADERS:
-            continue
-        if not _FIELD_VALUE.fullmatch(value):
-            raise UpstreamError(
-                Reason.UPSTREAM_RESPONSE_INVALID, log_reason="upstream_header_not_ascii"
-            )
-        headers[name] = value
-    return headers
 
 
 __all__ = ["ExchangePipeline", "Inbound", "NodeError", "Outbound"]

@@ -26,9 +26,10 @@ key still verifies what it signed until its ``verify_until`` time; a revoked key
 verifies nothing and its private key file is deleted. Every change is recorded in
 the admin audit log (:mod:`gateway.audit`) with who made it and when.
 
-A running node holds one :class:`Keyring` object; :meth:`Keyring.reload` swaps
-its whole state in one assignment when ``keyring.json`` changed, so everything
-that holds the object (pipeline, message log) sees the new keys at once.
+A running node holds one :class:`Keyring` object. Loading it and using its keys
+(the key that signs now, the keys that verify, the JWKS, reloading a changed
+``keyring.json``) is :class:`~gateway.keyreader.KeyringReader`, which
+:class:`Keyring` extends with creating a keyring and changing its keys' states.
 """
 
 from __future__ import annotations
@@ -36,18 +37,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import json
 import secrets
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gateway import keyfiles
 from gateway.audit import AuditLog, default_actor
-from gateway.directory import RegisteredKey
-from gateway.errors import ConfigError, NodeError, Reason
-from gateway.hsm import HsmToken, entry_key, new_key
+from gateway.errors import ConfigError
+from gateway.hsm import HsmToken, new_key
 from gateway.keyfiles import (
     ECDSA_P256,
     ED25519,
@@ -56,6 +54,7 @@ from gateway.keyfiles import (
     PublicKey,
     locked,
 )
+from gateway.keyreader import METADATA, KeyringReader, by_creation, whole_seconds
 from gateway.keytypes import (
     DEFAULT_RETAIN_S,
     KeyState,
@@ -63,8 +62,6 @@ from gateway.keytypes import (
     Signer,
     SigningKey,
     effective,
-    next_due,
-    parse_metadata,
     to_record,
     verify_raw,
 )
@@ -86,23 +83,13 @@ __all__ = [
     "verify_raw",
 ]
 
-METADATA = "keyring.json"
 JWKS = "jwks.json"
 #: Default publication lead time of a rotated key.
 DEFAULT_LEAD_S = 600
 SCHEDULE_ACTOR = "keyring:schedule"
 
 
-@dataclass(frozen=True, slots=True)
-class _View:
-    """Everything a keyring knows at one moment; replaced whole, never changed."""
-
-    entries: dict[str, PublicKeyEntry]
-    private: dict[str, Signer]
-    version: str
-
-
-class Keyring:
+class Keyring(KeyringReader):
     """The keys of one node, loaded from and saved to a keyring directory."""
 
     def __init__(
@@ -117,19 +104,19 @@ class Keyring:
         audit: AuditLog | None = None,
         hsm: HsmToken | None = None,
     ) -> None:
-        self.path = path
-        self.retain_s = retain_s
-        #: The PKCS#11 token of keys with an ``hsm_label`` (None: no HSM).
-        self.hsm = hsm
+        super().__init__(
+            path,
+            passphrase,
+            entries,
+            private,
+            version=version,
+            retain_s=retain_s,
+            hsm=hsm,
+        )
         self.audit = audit or AuditLog.in_state_dir(path.parent)
-        self._passphrase = passphrase
-        self._view = _View(entries, private, version)
         self._scheduled: list[tuple[str, str]] = []
-        #: The last answer of :meth:`active`: (view, from, until, signer). The
-        #: schedule gives the same signer until a pending key falls due.
-        self._signing: tuple[_View, int, float, Signer] | None = None
 
-    # -- creating and loading -------------------------------------------------------
+    # -- creating -------------------------------------------------------------------
 
     @classmethod
     def init(
@@ -158,7 +145,7 @@ class Keyring:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         algorithm = algorithm or (ED25519 if hsm is None else ECDSA_P256)
         keyring = cls(path, passphrase, {}, {}, hsm=hsm)
-        at = _now(now)
+        at = whole_seconds(now)
         with locked(path):
             entries: dict[str, PublicKeyEntry] = {}
             private: dict[str, Signer] = {}
@@ -174,112 +161,6 @@ class Keyring:
             keyring._commit(entries, private, at)
         keyring._record(actor, "keys.init", entry.kid, algorithm=algorithm)
         return keyring
-
-    @classmethod
-    def load(
-        cls,
-        path: Path,
-        passphrase: Secret,
-        *,
-        retain_s: int = DEFAULT_RETAIN_S,
-        hsm: HsmToken | None = None,
-    ) -> Keyring:
-        """Load and decrypt a keyring; keys with an ``hsm_label`` are found in ``hsm``.
-
-        :raises ConfigError: the directory is group or world writable, a file is
-            missing, unreadable, malformed, group or world accessible, or cannot be
-            decrypted with the passphrase; a key is in an HSM and no token is given,
-            or the token does not hold it or holds another public key.
-        """
-        keyfiles.check_directory(path)
-        keyring = cls(path, passphrase, {}, {}, retain_s=retain_s, hsm=hsm)
-        keyring.reload()
-        return keyring
-
-    def reload(self) -> bool:
-        """Read ``keyring.json`` again; return whether anything changed.
-
-        The new state replaces the old one in one assignment; if reading fails the
-        old state stays.
-
-        :raises ConfigError: as :meth:`load`.
-        """
-        with locked(self.path, shared=True):
-            return self._refresh()
-
-    @property
-    def version(self) -> str:
-        """SHA-256 of the ``keyring.json`` this state was read from."""
-        return self._view.version
-
-    # -- using keys -------------------------------------------------------------------
-
-    def active(self, now: float | None = None) -> Signer:
-        """The key that signs now (the schedule applied, see :func:`effective`).
-
-        :raises NodeError: ``signing_unavailable`` if no key may sign.
-        """
-        view, at = self._view, _now(now)
-        cached = self._signing
-        if cached is not None and cached[0] is view and cached[1] <= at < cached[2]:
-            return cached[3]
-        for entry in effective(view.entries, at, self.retain_s).values():
-            if entry.state is KeyState.ACTIVE:
-                signer = view.private[entry.kid]
-                self._signing = (view, at, next_due(view.entries, at), signer)
-                return signer
-        raise NodeError(Reason.SIGNING_UNAVAILABLE, log_reason="no_active_key")
-
-    @property
-    def key_id(self) -> str:
-        """The kid of the key that signs now, or "" if none may sign."""
-        try:
-            return self.active().kid
-        except NodeError:
-            return ""
-
-    def public_keys(self, now: float | None = None) -> dict[str, PublicKeyEntry]:
-        """Every key, revoked ones included, by kid, in its state at ``now``."""
-        return effective(self._view.entries, _now(now), self.retain_s)
-
-    def registered_keys(self, now: float | None = None) -> dict[str, RegisteredKey]:
-        """Keys that verify at ``now``, in the directory's form."""
-        at = _now(now)
-        return {
-            kid: e.registered()
-            for kid, e in self.public_keys(at).items()
-            if e.verifies(at)
-        }
-
-    def jwks(self, now: float | None = None) -> dict[str, Any]:
-        """The public JWKS of pending, active and retired keys that still verify."""
-        at = _now(now)
-        entries = sorted(self.public_keys(at).values(), key=_created)
-        return {
-            "keys": [
-                keyfiles.public_jwk(e.kid, e.public_key)
-                for e in entries
-                if e.verifies(at)
-            ]
-        }
-
-    def sign_checkpoint(self, data: bytes) -> tuple[str, bytes]:
-        """Sign a message log checkpoint with the active key; return (kid, signature).
-
-        :raises NodeError: ``signing_unavailable`` if no key may sign.
-        """
-        key = self.active()
-        return key.kid, key.sign(data)
-
-    def verify(
-        self, kid: str, data: bytes, signature: bytes, *, now: float | None = None
-    ) -> bool:
-        """Whether a key of this keyring that verifies at ``now`` signed ``data``."""
-        at = _now(now)
-        entry = self.public_keys(at).get(kid)
-        if entry is None or not entry.verifies(at):
-            return False
-        return verify_raw(entry.algorithm, entry.public_key, data, signature)
 
     # -- changing states ----------------------------------------------------------
 
@@ -404,49 +285,14 @@ class Keyring:
         self._record(actor, "keys.revoke", kid, revoked_at=at)
         return entries[kid]
 
-    def close(self) -> None:
-        """Close the HSM session, if any; keys in the token stop signing."""
-        if self.hsm is not None:
-            self.hsm.close()
-
     # -- internals ------------------------------------------------------------------
-
-    def _refresh(self) -> bool:
-        metadata = self.path / METADATA
-        try:
-            data = metadata.read_bytes()
-            document = json.loads(data)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(str(metadata), "not a readable keyring") from exc
-        version = hashlib.sha256(data).hexdigest()
-        if version == self._view.version:
-            return False
-
-        entries = parse_metadata(document, str(metadata))
-        known = self._view.private
-        private = {
-            e.kid: known.get(e.kid) or self._signer(e)
-            for e in entries.values()
-            if e.state is not KeyState.REVOKED
-        }
-        self._view = _View(entries, private, version)
-        return True
-
-    def _signer(self, entry: PublicKeyEntry) -> Signer:
-        """The private half of ``entry``: its PEM file, or its key in the token."""
-        if entry.hsm_label is None:
-            key = keyfiles.read_private(
-                self.path, entry.kid, entry.public_key, self._passphrase
-            )
-            return SigningKey(entry.kid, entry.algorithm, key)
-        return entry_key(self.hsm, entry, str(self.path / METADATA))
 
     def _settled(
         self, now: float | None
     ) -> tuple[int, dict[str, PublicKeyEntry], dict[str, Signer]]:
         """Under the lock: the newest state on disk with the schedule written in."""
         self._refresh()
-        at = _now(now)
+        at = whole_seconds(now)
         before = self._view.entries
         entries = effective(before, at, self.retain_s)
         # Audited by _commit, so a change that is refused leaves no entry.
@@ -508,11 +354,11 @@ class Keyring:
         private: dict[str, Signer],
         at: int,
     ) -> None:
-        records = [to_record(e) for e in sorted(entries.values(), key=_created)]
+        records = [to_record(e) for e in sorted(entries.values(), key=by_creation)]
         data = keyfiles.dump({"version": 1, "keys": records})
         keyfiles.write_atomic(self.path / METADATA, data, 0o600)
         version = hashlib.sha256(data).hexdigest()
-        self._view = _View(dict(entries), dict(private), version)
+        self._adopt(dict(entries), dict(private), version)
         keyfiles.write_atomic(self.path / JWKS, keyfiles.dump(self.jwks(at)), 0o644)
         for action, kid in self._scheduled:
             self._record(SCHEDULE_ACTOR, action, kid)
@@ -526,14 +372,6 @@ def _verb(state: KeyState) -> str:
     return {KeyState.ACTIVE: "activate", KeyState.RETIRED: "retire"}.get(
         state, str(state)
     )
-
-
-def _created(entry: PublicKeyEntry) -> tuple[int, str]:
-    return entry.created_at, entry.kid
-
-
-def _now(now: float | None) -> int:
-    return int(time.time() if now is None else now)
 
 
 def _new_kid(at: int) -> str:

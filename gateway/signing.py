@@ -1,12 +1,13 @@
-"""HTTP Message Signatures (RFC 9421) with Content-Digest (RFC 9530).
+"""HTTP Message Signatures (RFC 9421) with Content-Digest (RFC 9530): signing.
 
 The node signs every request it forwards and every response it returns, and
-verifies providers' responses. The ``http-message-signatures`` library builds and
-checks signature bases; this module keeps it behind a small interface and fixes
-the policy around it. Messages in the plain form this protocol uses are signed
-through :mod:`gateway.sigbase` and verified through :mod:`gateway.sigverify`
-without the library's parser, to the same result; anything else goes to the
-library. The policy:
+verifies providers' responses (:mod:`gateway.verifying`). The
+``http-message-signatures`` library builds and checks signature bases; this module
+and :mod:`gateway.verifying` keep it behind a small interface and fix the policy
+around it. Messages in the plain form this protocol uses are signed through
+:mod:`gateway.sigbase` and verified through :mod:`gateway.sigverify` without the
+library's parser, to the same result; anything else goes to the library. The
+policy:
 
 - one signature per message, label ``mediator``, tag ``shiksha-mediator``;
 - covered: the method and target URI (requests) or the status (responses), the
@@ -15,8 +16,9 @@ library. The policy:
   same coverage, so none of them can be added or changed in transit;
 - the verification key and its algorithm come from the registered keys by
   ``keyid``, never from the message; an ``alg`` parameter must agree with them;
-- ``created`` is required, may be at most :data:`CLOCK_LEEWAY_S` ahead of the
-  verifier's clock, and no older than the caller's maximum age.
+- ``created`` is required, may be at most
+  :data:`~gateway.sigverify.CLOCK_LEEWAY_S` ahead of the verifier's clock, and no
+  older than the caller's maximum age.
 """
 
 from __future__ import annotations
@@ -24,66 +26,48 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
-import hmac
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import http_sf
 from http_message_signatures import (
     HTTPMessageSignaturesException,
     HTTPMessageSigner,
-    HTTPMessageVerifier,
-    MappingKeyResolver,
     algorithms,
 )
 
-from gateway import sigbase, sigverify, wire
+from gateway import sigbase, wire
 from gateway.digest import check_content_digest, content_digest
-from gateway.directory import RegisteredKey
-from gateway.errors import (
-    AuthenticationError,
-    MediatorError,
-    NodeError,
-    Reason,
-    UpstreamError,
-)
+from gateway.errors import NodeError, Reason
 from gateway.keytypes import Signer
-from gateway.sigverify import CLOCK_LEEWAY_S, VerifiedSignature
 
 __all__ = [
-    "CLOCK_LEEWAY_S",
     "LABEL",
+    "OPTIONAL_REQUEST",
+    "OPTIONAL_RESPONSE",
     "TAG",
-    "VerifiedSignature",
+    "Fields",
+    "RequestView",
+    "ResponseView",
     "check_content_digest",
     "content_digest",
     "request_hash",
     "sign_request",
     "sign_response",
-    "verify_request",
-    "verify_response",
+    "view_fields",
 ]
 
 LABEL: Final = "mediator"
 TAG: Final = "shiksha-mediator"
 
-KeyResolver = Callable[[str], RegisteredKey | None]
-Keys = Mapping[str, RegisteredKey] | KeyResolver
-
 _BY_NAME: Final[dict[str, type[algorithms.HTTPSignatureAlgorithm]]] = {
     "ed25519": algorithms.ED25519,
     "ecdsa-p256-sha256": algorithms.ECDSA_P256_SHA256,
 }
-#: JWS names of registered keys and the RFC 9421 algorithm each one verifies with.
-_BY_JWS: Final[dict[str, type[algorithms.HTTPSignatureAlgorithm]]] = {
-    "EdDSA": algorithms.ED25519,
-    "ES256": algorithms.ECDSA_P256_SHA256,
-    "RS256": algorithms.RSA_V1_5_SHA256,
-}
-_OPTIONAL_REQUEST = (wire.CONTENT_TYPE, wire.XROAD_CLIENT, wire.XROAD_ID)
-_OPTIONAL_RESPONSE = (wire.CONTENT_TYPE, wire.XROAD_ID, wire.XROAD_REQUEST_HASH)
+#: Header fields a signature covers whenever the message has them.
+OPTIONAL_REQUEST: Final = (wire.CONTENT_TYPE, wire.XROAD_CLIENT, wire.XROAD_ID)
+OPTIONAL_RESPONSE: Final = (wire.CONTENT_TYPE, wire.XROAD_ID, wire.XROAD_REQUEST_HASH)
 
 
 # -- request and response binding ------------------------------------------------------
@@ -105,10 +89,10 @@ def request_hash(signature_input: str, signature: str) -> str:
     return base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
 
 
-# -- message views for the library -----------------------------------------------------
+# -- message views for the library (signing and gateway.verifying) ---------------------
 
 
-class _Fields:
+class Fields:
     """Header field lines in order, lower-cased names, as the library reads them."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -136,22 +120,27 @@ class _Fields:
 
 
 @dataclass(slots=True)
-class _RequestView:
+class RequestView:
+    """A request as the library reads it: method, URL and the covered fields."""
+
     method: str
     url: str
-    headers: _Fields
+    headers: Fields
 
 
 @dataclass(slots=True)
-class _ResponseView:
+class ResponseView:
+    """A response as the library reads it: status and the covered fields."""
+
     status_code: int
-    headers: _Fields
+    headers: Fields
     request: None = None
 
 
-def _fields(headers: Mapping[str, str], names: Iterable[str]) -> _Fields:
+def view_fields(headers: Mapping[str, str], names: Iterable[str]) -> Fields:
+    """The fields of ``headers`` a view holds: ``names``, the digest, the signature."""
     wanted = {*names, wire.CONTENT_DIGEST, wire.SIGNATURE, wire.SIGNATURE_INPUT}
-    return _Fields((n, v) for n, v in headers.items() if n.lower() in wanted)
+    return Fields((n, v) for n, v in headers.items() if n.lower() in wanted)
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -178,7 +167,7 @@ def sign_request(
     fast = _sign_fast(
         key,
         derived,
-        _OPTIONAL_REQUEST,
+        OPTIONAL_REQUEST,
         headers=headers,
         body=body,
         created=created,
@@ -186,13 +175,13 @@ def sign_request(
     )
     if fast is not None:
         return fast
-    view = _RequestView(method, url, _fields(headers, _OPTIONAL_REQUEST))
+    view = RequestView(method, url, view_fields(headers, OPTIONAL_REQUEST))
     covered = ["@method", "@target-uri", wire.CONTENT_DIGEST]
     return _sign(
         key,
         view=view,
         covered=covered,
-        optional=_OPTIONAL_REQUEST,
+        optional=OPTIONAL_REQUEST,
         body=body,
         created=created,
         nonce=nonce,
@@ -218,7 +207,7 @@ def sign_response(
     fast = _sign_fast(
         key,
         derived,
-        _OPTIONAL_RESPONSE,
+        OPTIONAL_RESPONSE,
         headers=headers,
         body=body,
         created=created,
@@ -226,13 +215,13 @@ def sign_response(
     )
     if fast is not None:
         return fast
-    view = _ResponseView(status, _fields(headers, _OPTIONAL_RESPONSE))
+    view = ResponseView(status, view_fields(headers, OPTIONAL_RESPONSE))
     covered = ["@status", wire.CONTENT_DIGEST]
     return _sign(
         key,
         view=view,
         covered=covered,
-        optional=_OPTIONAL_RESPONSE,
+        optional=OPTIONAL_RESPONSE,
         body=body,
         created=created,
         nonce=None,
@@ -286,7 +275,7 @@ def _sign_fast(
 def _sign(
     key: Signer,
     *,
-    view: _RequestView | _ResponseView,
+    view: RequestView | ResponseView,
     covered: list[str],
     optional: Iterable[str],
     body: bytes,
@@ -318,228 +307,3 @@ def _sign(
         wire.SIGNATURE_INPUT: view.headers.get(wire.SIGNATURE_INPUT) or "",
         wire.SIGNATURE: view.headers.get(wire.SIGNATURE) or "",
     }
-
-
-# -- verifying -------------------------------------------------------------------------
-
-
-class _Verifier(HTTPMessageVerifier):
-    """The library's verifier with this node's clock, leeway and maximum age."""
-
-    def __init__(
-        self,
-        *,
-        signature_algorithm: type[algorithms.HTTPSignatureAlgorithm],
-        kid: str,
-        key: RegisteredKey,
-        now: float,
-        max_age_s: int,
-    ) -> None:
-        resolver = MappingKeyResolver(public_keys={kid: key.key}, private_keys={})
-        super().__init__(signature_algorithm=signature_algorithm, key_resolver=resolver)
-        self._now = now
-        self._max_age_s = max_age_s
-
-    def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
-        params = sig_input.params
-        sigverify.check_times(
-            params.get("created"),
-            params.get("expires"),
-            now=self._now,
-            max_age_s=self._max_age_s,
-        )
-
-
-def verify_request(
-    *,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    keys: Keys,
-    max_age_s: int,
-    now: float | None = None,
-) -> VerifiedSignature:
-    """Verify the ``shiksha-mediator`` signature of a request.
-
-    :raises AuthenticationError: ``invalid_signature`` for a missing, malformed,
-        unknown-key, future-dated or wrong signature, a digest that does not match
-        the body, or coverage short of the policy; ``signature_too_old`` when
-        ``created`` is older than ``max_age_s`` (or ``expires`` has passed).
-    """
-    view = _RequestView(method, url, _fields(headers, _OPTIONAL_REQUEST))
-    required = ["@method", "@target-uri", wire.CONTENT_DIGEST]
-
-    def fail(log_reason: str, too_old: bool) -> MediatorError:
-        reason = Reason.SIGNATURE_TOO_OLD if too_old else Reason.INVALID_SIGNATURE
-        return AuthenticationError(reason, log_reason=log_reason)
-
-    return _verify(
-        view,
-        headers=headers,
-        derived=sigbase.request_derived(method, url),
-        required=required,
-        optional=_OPTIONAL_REQUEST,
-        body=body,
-        keys=keys,
-        max_age_s=max_age_s,
-        now=now,
-        fail=fail,
-    )
-
-
-def verify_response(
-    *,
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    keys: Keys,
-    max_age_s: int,
-    now: float | None = None,
-    expected_request_hash: str | None = None,
-) -> VerifiedSignature:
-    """Verify a provider's signed response.
-
-    With ``expected_request_hash``, the response must carry that
-    ``x-road-request-hash`` (and its signature covers it).
-
-    :raises UpstreamError: ``upstream_signature_invalid`` for any failure, the log
-        reason saying which.
-    """
-    view = _ResponseView(status, _fields(headers, _OPTIONAL_RESPONSE))
-    required = ["@status", wire.CONTENT_DIGEST]
-
-    def fail(log_reason: str, _too_old: bool) -> MediatorError:
-        return UpstreamError(Reason.UPSTREAM_SIGNATURE_INVALID, log_reason=log_reason)
-
-    if expected_request_hash is not None:
-        carried = view.headers.get(wire.XROAD_REQUEST_HASH)
-        if carried is None or not hmac.compare_digest(carried, expected_request_hash):
-            raise fail("request_hash_mismatch", False)
-    return _verify(
-        view,
-        headers=headers,
-        derived=sigbase.response_derived(status),
-        required=required,
-        optional=_OPTIONAL_RESPONSE,
-        body=body,
-        keys=keys,
-        max_age_s=max_age_s,
-        now=now,
-        fail=fail,
-    )
-
-
-def _verify(
-    view: _RequestView | _ResponseView,
-    *,
-    headers: Mapping[str, str],
-    derived: list[sigbase.Component] | None,
-    required: list[str],
-    optional: tuple[str, ...],
-    body: bytes,
-    keys: Keys,
-    max_age_s: int,
-    now: float | None,
-    fail: Callable[[str, bool], MediatorError],
-) -> VerifiedSignature:
-    # Steps: 1 find the one signature with our tag and its keyid; 2 take the key
-    # and algorithm from the registered keys; 3 check the body digest; 4 check
-    # times, coverage and the signature itself. A signature in the strict form of
-    # gateway.sigverify is read and checked there, any other by the library.
-    signed = sigverify.parse_tagged(headers, tag=TAG, known={*required, *optional})
-    kid = _tagged_keyid(view.headers) if signed is None else signed.keyid
-    if kid is None:
-        raise fail("signature_missing", False)
-
-    key = keys.get(kid) if isinstance(keys, Mapping) else keys(kid)
-    if key is None:
-        raise fail("key_unknown", False)
-    algorithm = _BY_JWS.get(key.algorithm)
-    if algorithm is None:
-        raise fail("algorithm_not_allowed", False)
-
-    if not sigverify.digest_matches(view.headers.get(wire.CONTENT_DIGEST), body):
-        raise fail("digest_mismatch", False)
-
-    covered = required + [name for name in optional if name in view.headers]
-    clock = time.time() if now is None else now
-    try:
-        verified = None
-        if signed is not None:
-            verified = sigverify.verify(
-                signed,
-                key=key.key,
-                algorithm=algorithm.algorithm_id,
-                derived=derived,
-                headers=headers,
-                required=covered,
-                now=clock,
-                max_age_s=max_age_s,
-            )
-        if verified is None:
-            verified = _verify_with_library(
-                view,
-                kid=kid,
-                key=key,
-                algorithm=algorithm,
-                covered=covered,
-                body=body,
-                now=clock,
-                max_age_s=max_age_s,
-            )
-    except sigverify.Refused as exc:
-        raise fail(exc.log_reason, exc.too_old) from exc
-    except HTTPMessageSignaturesException as exc:
-        raise fail("signature_invalid", False) from exc
-    return verified
-
-
-def _verify_with_library(
-    view: _RequestView | _ResponseView,
-    *,
-    kid: str,
-    key: RegisteredKey,
-    algorithm: type[algorithms.HTTPSignatureAlgorithm],
-    covered: list[str],
-    body: bytes,
-    now: float,
-    max_age_s: int,
-) -> VerifiedSignature:
-    """Step 4 by the library; raises Refused or HTTPMessageSignaturesException."""
-    verifier = _Verifier(
-        signature_algorithm=algorithm, kid=kid, key=key, now=now, max_age_s=max_age_s
-    )
-    results = verifier.verify(
-        view, max_age=None, expect_tag=TAG, require_components=covered, body=body
-    )
-    params = results[0].parameters
-    nonce = params.get("nonce")
-    return VerifiedSignature(
-        kid=kid,
-        algorithm=algorithm.algorithm_id,
-        created=int(params["created"]),
-        nonce=nonce if isinstance(nonce, str) else None,
-    )
-
-
-def _tagged_keyid(headers: _Fields) -> str | None:
-    """The keyid of the one signature tagged ``shiksha-mediator``, else None."""
-    value = headers.get(wire.SIGNATURE_INPUT)
-    if value is None:
-        return None
-    try:
-        parsed = http_sf.parse(value.encode("ascii"), tltype="dictionary")
-    except (ValueError, TypeError, UnicodeEncodeError):
-        return None
-    if not isinstance(parsed, dict):
-        return None
-
-    keyids = [
-        member[1].get("keyid")
-        for member in parsed.values()
-        if isinstance(member, tuple) and member[1].get("tag") == TAG
-    ]
-    if len(keyids) != 1 or not isinstance(keyids[0], str):
-        return None
-    return keyids[0]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway import keyring as keyring_module
+from gateway import keyreader
 from gateway.audit import AuditLog
 from gateway.errors import ConfigError
 from gateway.keyring import Keyring, KeyState
@@ -48,13 +48,13 @@ def test_the_signer_is_worked_out_again_only_when_the_schedule_can_change(
     old = keyring.active(now=T0).kid
     new = keyring.rotate(activate_in_s=600, now=T0).kid
     calls: list[int] = []
-    real = keyring_module.effective
+    real = keyreader.effective
 
     def counting(*args: Any) -> Any:
         calls.append(args[1])
         return real(*args)
 
-    monkeypatch.setattr(keyring_module, "effective", counting)
+    monkeypatch.setattr(keyreader, "effective", counting)
 
     signers = [keyring.active(now=T0 + s).kid for s in (1, 2, 599, 600, 601, 5)]
 

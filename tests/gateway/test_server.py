@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httptools
 import httpx
 import orjson
 import pytest
@@ -25,16 +24,10 @@ from gateway.app import app_for_node
 from gateway.client import DepartmentClient
 from gateway.demo.setup import prepare
 from gateway.deployment import load_deployment
-from gateway.errors import FramingError, Reason
 from gateway.identifiers import ClientId, ServiceId
 from gateway.keyring import SigningKey
 from gateway.node import Node
-from gateway.server import (
-    MediatorHttpProtocol,
-    check_head,
-    classify_parser_error,
-    server_options,
-)
+from gateway.server import MediatorHttpProtocol, server_options
 from gateway.settings import LimitSettings
 from gateway.signing import sign_response
 from registry_stub.app import create_app as create_registry
@@ -553,42 +546,6 @@ async def test_chunked_oversize_is_refused_after_the_cap(served: Served) -> None
     assert len(piece) * 33 > cap
 
     await assert_refused(served, chunked(served, chunks), 413, "body_too_large")
-
-
-# -- decisions without sockets ----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("version", "coding", "target", "reason"),
-    [
-        ("0.9", None, b"/r1/x", Reason.MALFORMED_REQUEST),
-        ("1.0", b"chunked", b"/r1/x", Reason.AMBIGUOUS_MESSAGE_LENGTH),
-        ("1.1", b"gzip, chunked", b"/r1/x", Reason.AMBIGUOUS_MESSAGE_LENGTH),
-        ("1.1", None, b"*", Reason.MALFORMED_REQUEST),
-        ("1.1", None, b"gw:443", Reason.MALFORMED_REQUEST),
-        ("1.1", None, b"http://other:1/r1/x", Reason.INVALID_HOST),
-    ],
-)
-def test_check_head_refuses(
-    version: str, coding: bytes | None, target: bytes, reason: Reason
-) -> None:
-    headers = [(b"transfer-encoding", coding)] if coding else []
-
-    with pytest.raises(FramingError, match=reason.value):
-        check_head(version, target, headers, frozenset({"gw:443"}))
-
-
-@pytest.mark.parametrize("coding", [b"chunked", b"CHUNKED"])
-def test_check_head_accepts_plain_chunked(coding: bytes) -> None:
-    check_head("1.1", b"/r1/x", [(b"transfer-encoding", coding)], frozenset())
-
-
-def test_llhttp_refusal_mid_body_is_a_chunk_error() -> None:
-    error = httptools.HttpParserError("Invalid character in chunk size")
-
-    assert classify_parser_error(error, b"", in_body=True).reason is (
-        Reason.MALFORMED_CHUNKED_BODY
-    )
 
 
 async def test_refusal_after_a_pipelined_request_waits_for_its_answer(

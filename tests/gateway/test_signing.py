@@ -21,21 +21,20 @@ from gateway.directory import RegisteredKey
 from gateway.errors import AuthenticationError, NodeError, Reason, UpstreamError
 from gateway.keyring import SigningKey
 from gateway.signing import (
-    _OPTIONAL_REQUEST,
-    _OPTIONAL_RESPONSE,
-    _Fields,
-    _fields,
-    _RequestView,
-    _ResponseView,
+    OPTIONAL_REQUEST,
+    OPTIONAL_RESPONSE,
+    Fields,
+    RequestView,
+    ResponseView,
     _sign,
     check_content_digest,
     content_digest,
     request_hash,
     sign_request,
     sign_response,
-    verify_request,
-    verify_response,
+    view_fields,
 )
+from gateway.verifying import verify_request, verify_response
 
 NOW = 1796378400
 URL = "https://registry.wbsed.internal:8443/api/students/by-udise/19110900503?x=1"
@@ -121,10 +120,10 @@ def test_rfc9421_b26_ed25519_signature_is_reproduced() -> None:
     private = serialization.load_pem_private_key(RFC_ED25519_PRIVATE, password=None)
     assert isinstance(private, ed25519.Ed25519PrivateKey)
     key = SigningKey("test-key-ed25519", "ed25519", private)
-    view = _RequestView(
+    view = RequestView(
         "POST",
         "http://example.com/foo?param=Value&Pet=dog",
-        _Fields(
+        Fields(
             [
                 ("Host", "example.com"),
                 ("Date", "Tue, 20 Apr 2021 02:07:55 GMT"),
@@ -448,13 +447,13 @@ def test_response_request_hash_header_is_covered() -> None:
 
 
 def _library_request(key: SigningKey, headers: dict[str, str], url: str) -> Any:
-    view = _RequestView("POST", url, _fields(headers, _OPTIONAL_REQUEST))
+    view = RequestView("POST", url, view_fields(headers, OPTIONAL_REQUEST))
     covered = ["@method", "@target-uri", "content-digest"]
     return _sign(
         key,
         view=view,
         covered=covered,
-        optional=_OPTIONAL_REQUEST,
+        optional=OPTIONAL_REQUEST,
         body=BODY,
         created=NOW,
         nonce="n-7",
@@ -462,12 +461,12 @@ def _library_request(key: SigningKey, headers: dict[str, str], url: str) -> Any:
 
 
 def _library_response(key: SigningKey, headers: dict[str, str], status: int) -> Any:
-    view = _ResponseView(status, _fields(headers, _OPTIONAL_RESPONSE))
+    view = ResponseView(status, view_fields(headers, OPTIONAL_RESPONSE))
     return _sign(
         key,
         view=view,
         covered=["@status", "content-digest"],
-        optional=_OPTIONAL_RESPONSE,
+        optional=OPTIONAL_RESPONSE,
         body=BODY,
         created=NOW,
         nonce=None,

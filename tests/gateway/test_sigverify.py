@@ -11,13 +11,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from http_message_signatures import HTTPMessageVerifier, MappingKeyResolver, algorithms
 
-from gateway import sigbase, signing
+from gateway import sigbase, signing, verifying
 from gateway.digest import check_content_digest, content_digest
 from gateway.directory import RegisteredKey
 from gateway.errors import AuthenticationError, Reason, UpstreamError
 from gateway.keyring import SigningKey
-from gateway.signing import TAG, sign_request, sign_response, verify_request
-from gateway.signing import verify_response as signing_verify_response
+from gateway.signing import TAG, sign_request, sign_response
 from gateway.sigverify import (
     Refused,
     VerifiedSignature,
@@ -27,6 +26,8 @@ from gateway.sigverify import (
     parse_tagged,
     verify,
 )
+from gateway.verifying import verify_request
+from gateway.verifying import verify_response as signing_verify_response
 
 NOW = 1796378400
 URL = "https://registry.wbsed.internal:8443/api/students/by-udise/19110900503?x=1"
@@ -323,7 +324,7 @@ def test_rfc9421_b24_verifies_with_the_library_too() -> None:
     verifier = HTTPMessageVerifier(
         signature_algorithm=algorithms.ECDSA_P256_SHA256, key_resolver=resolver
     )
-    response = signing._ResponseView(200, signing._Fields(headers.items()))
+    response = signing.ResponseView(200, signing.Fields(headers.items()))
 
     assert verifier.verify(response, max_age=None)[0].label == "sig-b24"
 
@@ -376,8 +377,8 @@ class _Unused:
 @pytest.fixture
 def no_library(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail the test if the library parses or verifies a signature."""
-    monkeypatch.setattr(signing, "_Verifier", _Unused)
-    monkeypatch.setattr(signing, "_tagged_keyid", _Unused)
+    monkeypatch.setattr(verifying, "_Verifier", _Unused)
+    monkeypatch.setattr(verifying, "_tagged_keyid", _Unused)
 
 
 def _request(headers: dict[str, str], keys: Any, **changes: Any) -> Any:
@@ -586,7 +587,7 @@ def test_uncovered_header_is_refused_without_the_library(no_library: None) -> No
 def test_unusual_keys_and_values_go_to_the_library(
     registered: RegisteredKey, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(signing, "_Verifier", _Unused)
+    monkeypatch.setattr(verifying, "_Verifier", _Unused)
     received = {**_crafted([("created", NOW), *_TAGGED]), **headers}
 
     with pytest.raises(AssertionError, match="library verified"):

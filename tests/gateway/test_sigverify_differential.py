@@ -33,15 +33,14 @@ from gateway.directory import RegisteredKey
 from gateway.errors import MediatorError
 from gateway.keyring import SigningKey
 from gateway.signing import (
-    _OPTIONAL_REQUEST,
-    _OPTIONAL_RESPONSE,
+    OPTIONAL_REQUEST,
+    OPTIONAL_RESPONSE,
     TAG,
-    _Fields,
-    _RequestView,
-    _ResponseView,
-    verify_request,
-    verify_response,
+    Fields,
+    RequestView,
+    ResponseView,
 )
+from gateway.verifying import verify_request, verify_response
 
 NOW = 1796378400
 _ED = ed25519.Ed25519PrivateKey.generate()
@@ -108,7 +107,7 @@ def signed_messages(draw: st.DrawFn) -> Message:
     """A request or response signed by the library, coverage and parameters drawn."""
     request = draw(st.booleans())
     signer = SIGNERS[draw(st.sampled_from(sorted(SIGNERS)))]
-    optional = _OPTIONAL_REQUEST if request else _OPTIONAL_RESPONSE
+    optional = OPTIONAL_REQUEST if request else OPTIONAL_RESPONSE
     headers = {name: draw(_VALUES) for name in optional if draw(st.booleans())}
     body = draw(st.binary(max_size=24))
     headers["content-digest"] = _digest(body, draw(st.booleans()))
@@ -156,11 +155,11 @@ def _sign(
     include_alg: bool,
     label: str,
 ) -> None:
-    fields = _Fields(message.headers.items())
-    view: _RequestView | _ResponseView = (
-        _RequestView(message.method, message.url, fields)
+    fields = Fields(message.headers.items())
+    view: RequestView | ResponseView = (
+        RequestView(message.method, message.url, fields)
         if message.request
-        else _ResponseView(message.status, fields)
+        else ResponseView(message.status, fields)
     )
     library = HTTPMessageSigner(signature_algorithm=_LIBRARY[signer.algorithm])
     try:
@@ -349,7 +348,7 @@ def _drop_header(message: Message, data: st.DataObject) -> None:
 
 
 def _set_header(message: Message, data: st.DataObject) -> None:
-    names = [*_OPTIONAL_REQUEST, *_OPTIONAL_RESPONSE, "content-digest"]
+    names = [*OPTIONAL_REQUEST, *OPTIONAL_RESPONSE, "content-digest"]
     name = data.draw(st.sampled_from(names))
     odd = [content_digest(b"x"), _digest(message.body, True), content_digest(b"")]
     value = data.draw(_ODD_VALUES | _VALUES | st.sampled_from(odd))

@@ -11,7 +11,7 @@ import gzip
 import orjson
 import pytest
 
-from gateway.signing import verify_response
+from gateway.verifying import verify_response
 from tests.gateway.conftest import Harness
 from tests.gateway.hostile.support import (
     SCHOOLS,
