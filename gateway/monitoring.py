@@ -11,6 +11,11 @@ record on a bounded queue; one writer task stores them in batches in SQLite. Whe
 the queue is full the record is dropped and counted in :attr:`OpMonitor.dropped`,
 so a slow disk never slows an exchange.
 
+:meth:`OpMonitor.close` stores what is queued, records observed while it waits
+included, until the writer finds the queue empty; from then on a record is
+dropped and counted as well. Only after the writer thread's last write does it
+close the connection, on that thread.
+
 The writer stores at most once per ``write_interval_ms``: after it takes a record
 it waits out the interval, or until a full batch is queued, and then writes what
 is queued, up to a full batch, in one transaction. Monitoring data is for
@@ -168,6 +173,12 @@ class OpMonitor:
         #: Ends the writer's wait early: a full batch is queued or a flush waits.
         self._wake = asyncio.Event()
         self._flushing = 0
+        #: close() has begun: the writer stops once the queue is empty.
+        self._closing = False
+        #: The writer takes records: false once it has stopped after close().
+        self._accepting = True
+        #: The writer waits in ``queue.get()`` and holds no record.
+        self._parked = False
         self._writer: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_prune = 0.0
@@ -182,19 +193,32 @@ class OpMonitor:
             self._conn = await self._thread.run(_connect, self._path)
         except sqlite3.Error as exc:
             raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_open") from exc
+        self._closing, self._accepting = False, True
         self._writer = asyncio.create_task(self._write_loop(), name="opmon-writer")
 
     async def close(self) -> None:
-        """Write what is queued, then stop the writer and close the store."""
-        if self._writer is not None:
-            await self.flush()
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+        """Store what is queued, stop the writer, then close the store.
+
+        Records observed until the writer finds the queue empty are stored too;
+        later ones are dropped and counted.
+        """
+        writer = self._writer
+        if writer is not None:
+            self._closing = True
+            self._wake.set()
+            if self._parked and self._queue.empty():
+                # It waits for a record and holds none, so nothing is lost.
+                self._accepting = False
+                writer.cancel()
+            # Not ``await writer``: that would swallow a cancellation of close().
+            await asyncio.wait([writer])
             self._writer = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._accepting = False
+
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # On the writer's thread, after its last write: never beside one.
+            await self._thread.run(conn.close)
         self._thread.stop()
 
     def observe(self, record: ExchangeRecord) -> None:
@@ -202,6 +226,9 @@ class OpMonitor:
 
         Besides the put, one length check: a full batch ends the writer's wait.
         """
+        if not self._accepting:
+            self.dropped += 1
+            return
         queue = self._queue
         try:
             queue.put_nowait(op_record(record))
@@ -254,16 +281,22 @@ class OpMonitor:
             raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_read") from exc
 
     async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
+        """Store batches until close() has begun and the queue is empty."""
+        queue = self._queue
+        while not (self._closing and queue.empty()):
+            self._parked = True
+            batch = [await queue.get()]
+            self._parked = False
             await self._gather()
-            while len(batch) < _BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            while len(batch) < _BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
             await self._store(batch)
+        # No await since the check: observe() had no chance to queue a record.
+        self._accepting = False
 
     async def _gather(self) -> None:
-        """Wait for the write interval, a full batch or a flush, whichever is first."""
-        if self._interval_s <= 0 or self._flushing:
+        """Wait for the write interval, a full batch, a flush or close()."""
+        if self._interval_s <= 0 or self._flushing or self._closing:
             return
         if self._queue.qsize() >= self._full_at:
             return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -220,3 +222,133 @@ async def test_interval_zero_writes_as_soon_as_the_writer_is_free(
         await asyncio.wait_for(watched.monitor.flush(), _PROMPT_S)
 
     assert watched.batches == [1, 2]
+
+
+def _observe_after_first_store(monitor: OpMonitor, *, yield_first: bool) -> None:
+    """Make the writer observe one more record right after its first write.
+
+    With ``yield_first`` each write first yields to the loop once, so close()
+    runs between a batch being taken and being handed to the writer thread.
+    """
+    store = monitor._store
+    stores = 0
+
+    async def store_then_observe(batch: list[dict[str, Any]]) -> None:
+        nonlocal stores
+        if yield_first:
+            await asyncio.sleep(0)
+        await store(batch)
+        stores += 1
+        if stores == 1:
+            monitor.observe(_record())
+
+    monitor._store = store_then_observe  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("interval_ms", [0.0, _LONG_MS])
+async def test_a_record_observed_while_close_writes_is_stored(
+    tmp_path: Path, interval_ms: float
+) -> None:
+    """A record that arrives as close() drains the queue is written, not lost."""
+    async with _watched(tmp_path, interval_ms) as watched:
+        monitor = watched.monitor
+        _observe_after_first_store(monitor, yield_first=True)
+        monitor.observe(_record())
+        await asyncio.wait_for(monitor.close(), _PROMPT_S)
+
+    assert (monitor.written, monitor.dropped) == (2, 0)
+    assert await _stored(tmp_path) == 2
+
+
+class _HeldStore:
+    """A started monitor's store whose second write waits on the writer thread.
+
+    It stands in for the monitor's connection. Its close() notes whether that
+    write is in progress, then lets it go and waits for it before closing the
+    real connection: a close() that does not wait for the writer thread fails
+    the test instead of crashing the interpreter.
+    """
+
+    def __init__(self, monitor: OpMonitor) -> None:
+        assert monitor._conn is not None
+        self.in_second_write = asyncio.Event()
+        self.release = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.closed_while_writing: list[bool] = []
+        self._loop = asyncio.get_running_loop()
+        self._conn = monitor._conn
+        self._write = monitor._write
+        self._writes = 0
+        monitor._conn = self  # type: ignore[assignment]
+        monitor._write = self.write  # type: ignore[method-assign]
+
+    def write(self, batch: list[dict[str, Any]]) -> None:
+        """On the writer thread: hold the second write until released."""
+        self.idle.clear()
+        try:
+            self._writes += 1
+            if self._writes == 2:
+                self._loop.call_soon_threadsafe(self.in_second_write.set)
+                self.release.wait()
+            self._write(batch)
+        finally:
+            self.idle.set()
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._conn.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._conn.__exit__(*exc)
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        return self._conn.execute(*args)
+
+    def close(self) -> None:
+        self.closed_while_writing.append(not self.idle.is_set())
+        self.release.set()
+        self.idle.wait()
+        self._conn.close()
+
+
+async def test_close_with_no_interval_waits_for_the_write_in_progress(
+    tmp_path: Path,
+) -> None:
+    """close() closes the store only once the writer thread is done with it."""
+    monitor = OpMonitor(
+        tmp_path / "op.db", retention_days=1, queue_size=10, write_interval_ms=0.0
+    )
+    _observe_after_first_store(monitor, yield_first=False)
+    await monitor.start()
+    store = _HeldStore(monitor)
+
+    monitor.observe(_record())
+    closing = asyncio.create_task(monitor.close())
+    try:
+        await asyncio.wait_for(store.in_second_write.wait(), _PROMPT_S)
+    finally:
+        store.release.set()
+        await asyncio.wait_for(closing, _PROMPT_S)
+
+    assert store.closed_while_writing == [False]
+    assert await _stored(tmp_path) == 2
+
+
+@pytest.mark.parametrize("idle", [False, True], ids=["draining", "idle"])
+async def test_a_record_observed_after_close_is_dropped_and_counted(
+    tmp_path: Path, idle: bool
+) -> None:
+    """Once the writer has stopped, a record is counted as dropped, not queued.
+
+    The writer stops after draining the queue, or at once when it is idle.
+    """
+    monitor = OpMonitor(tmp_path / "op.db", retention_days=1, queue_size=10)
+    await monitor.start()
+    monitor.observe(_record())
+    if idle:
+        await asyncio.wait_for(monitor.flush(), _PROMPT_S)
+    await asyncio.wait_for(monitor.close(), _PROMPT_S)
+
+    monitor.observe(_record())
+
+    assert (monitor.written, monitor.dropped, monitor.queued) == (1, 1, 0)
