@@ -107,15 +107,22 @@ class LocalWindow:
         if hits is None:
             hits = self._add(key, limit, period, now)
 
-        times = hits.times
-        cutoff = now - period
-        while times and times[0] < cutoff:
-            times.popleft()
-
+        times = _in_window(hits, now - period)
         if len(times) < limit:
             times.append(now)
             return None
         return times[0] + period - now
+
+    def wait(self, key: Hashable, limit: int, period: float) -> float | None:
+        """What :meth:`hit` would answer now, without counting a hit. Raises nothing."""
+        now = self._clock()
+        if limit < 1:
+            return period
+        hits = self._keys.get(key)
+        if hits is None:
+            return None
+        times = _in_window(hits, now - period)
+        return None if len(times) < limit else times[0] + period - now
 
     def _add(self, key: Hashable, limit: int, period: float, now: float) -> _Hits:
         if len(self._keys) >= self._sweep_at:
@@ -132,6 +139,14 @@ class LocalWindow:
             if hits.times and hits.times[-1] >= now - hits.period
         }
         self._sweep_at = max(self._min_sweep, 2 * len(self._keys))
+
+
+def _in_window(hits: _Hits, cutoff: float) -> deque[float]:
+    """The key's hit times, those older than ``cutoff`` dropped first."""
+    times = hits.times
+    while times and times[0] < cutoff:
+        times.popleft()
+    return times
 
 
 class Throttle:

@@ -15,15 +15,13 @@ the answer goes out.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 import structlog
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -47,6 +45,7 @@ from gateway.framing import check_host, parse_headers
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
 from gateway.msglog.store import StoreError
 from gateway.msglog.stores import reading_store
+from gateway.throttle import LocalWindow, parse_rate
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -78,17 +77,36 @@ _STATIC_HEADERS: Final = {
 
 
 class AdminLimiter:
-    """A moving-window rate limit per admin identity (and per peer for failures)."""
+    """Moving-window rate limits of the admin API, both at ``rate``, in the node's
+    own windows (:class:`gateway.throttle.LocalWindow`) on ``clock``, a monotonic
+    clock:
 
-    def __init__(self, rate: str) -> None:
-        self._item = parse(rate)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+    - requests per admin identity;
+    - failed authentications per peer: a peer whose failures fill the window is
+      refused before its credential is checked, and that check counts nothing.
 
-    def hit(self, key: str) -> bool:
-        return self._limiter.hit(self._item, key)
+    :raises ConfigError: ``rate`` is not a rate such as ``120/minute``.
+    """
 
-    def test(self, key: str) -> bool:
-        return self._limiter.test(self._item, key)
+    def __init__(
+        self, rate: str, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        item = parse_rate(rate)
+        self._limit, self._period = item.amount, item.get_expiry()
+        self._requests = LocalWindow(clock)
+        self._failures = LocalWindow(clock)
+
+    def admit(self, actor: str) -> bool:
+        """Count one request of ``actor``; False if it is over the rate."""
+        return self._requests.hit(actor, self._limit, self._period) is None
+
+    def peer_allowed(self, peer: str) -> bool:
+        """Whether ``peer`` may try a credential: its failures leave room."""
+        return self._failures.wait(peer, self._limit, self._period) is None
+
+    def failed(self, peer: str) -> None:
+        """Count one failed authentication of ``peer``."""
+        self._failures.hit(peer, self._limit, self._period)
 
 
 async def handle_admin(node: Node, scope: Scope, receive: Receive, send: Send) -> None:
@@ -146,17 +164,17 @@ async def _dispatch(node: Node, scope: Scope, receive: Receive) -> Response:
 
 async def _authenticate(node: Node, scope: Scope, headers: Any) -> Identity:
     client = scope.get("client")
-    peer = f"peer:{client[0] if client else '-'}"
+    peer = client[0] if client else "-"
     limiter = node.ops.admin_limiter
-    if not limiter.test(peer):
+    if not limiter.peer_allowed(peer):
         raise ThrottledError(Reason.RATE_LIMITED, log_reason="admin_auth_failures")
     try:
         identity = await node.ops.admin_auth.authenticate(headers)
     except AuthenticationError:
-        limiter.hit(peer)
+        limiter.failed(peer)
         log.info("admin.denied", reason="authentication")
         raise
-    if not limiter.hit(f"id:{identity.actor}"):
+    if not limiter.admit(identity.actor):
         raise ThrottledError(Reason.RATE_LIMITED, log_reason="admin_rate")
     return identity
 

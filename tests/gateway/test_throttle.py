@@ -75,6 +75,28 @@ def test_the_wait_is_the_time_until_the_oldest_hit_leaves() -> None:
     assert window.hit("a", 3, 60) == pytest.approx(29.5)
 
 
+def test_wait_answers_as_a_hit_would_and_counts_nothing() -> None:
+    """A check before a hit: the same answer, and the window is left as it was."""
+    clock = _Clock()
+    window = LocalWindow(clock)
+    unknown = window.wait("a", 3, 60)
+    keys_after_check = len(window)
+    for step in (0, 10, 20):
+        clock.now = 1000.0 + step
+        window.hit("a", 3, 60)
+
+    clock.now = 1030.5
+    full = window.wait("a", 3, 60)
+    clock.now = 1060.5
+    freed = [window.wait("a", 3, 60) for _ in range(5)]
+
+    assert (unknown, keys_after_check) == (None, 0)
+    assert full == pytest.approx(29.5)
+    assert freed == [None] * 5
+    assert window.hit("a", 3, 60) is None
+    assert window.hit("a", 3, 60) is not None
+
+
 @given(st.lists(st.floats(0, 300, allow_nan=False), min_size=1, max_size=60))
 def test_decisions_match_a_log_of_every_admitted_hit(moments: list[float]) -> None:
     """Admitted exactly when fewer than N admitted hits are at most P old."""
