@@ -104,8 +104,7 @@ class MediatorHttpProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        app = config.app
-        self._mediator = app if isinstance(app, MediatorApp) else None
+        self._mediator = _mediator_of(config)
         self._head = bytearray()
         self._head_bytes = 0
         self._in_head = True
@@ -406,6 +405,19 @@ def _unlogged(error: MediatorError) -> tuple[int, list[tuple[bytes, bytes]], byt
         (b"connection", b"close"),
     ]
     return error.status, headers, body
+
+
+def _mediator_of(config: Config) -> MediatorApp | None:
+    """The node's app behind ``config``: an instance, or what a factory made.
+
+    uvicorn calls an app factory (``gateway.app:app_from_env`` in each worker)
+    in ``Config.load()``; ``config.app`` is then the import string, and only
+    ``loaded_app``, under any middleware uvicorn added, is the node's app.
+    """
+    app: Any = config.loaded_app if config.loaded else config.app
+    while app is not None and not isinstance(app, MediatorApp):
+        app = getattr(app, "app", None)
+    return app
 
 
 def server_options() -> dict[str, Any]:

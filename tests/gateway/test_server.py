@@ -14,13 +14,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import orjson
 import pytest
 import uvicorn
+from uvicorn.server import ServerState
 
-from gateway.app import app_for_node
+from gateway.app import MediatorApp, app_for_node
 from gateway.client import DepartmentClient
 from gateway.demo.setup import prepare
 from gateway.deployment import load_deployment
@@ -587,3 +590,27 @@ async def test_overlong_target_is_refused(served: Served) -> None:
     data = served.head(b"GET", EXPORT + b"/" + b"a" * 5000) + b"\r\n"
 
     await assert_refused(served, data, 414, "uri_too_long")
+
+
+# -- where the limits come from ----------------------------------------------------
+
+
+@pytest.mark.parametrize("factory", [False, True], ids=["instance", "factory"])
+async def test_limits_are_the_node_s_whether_the_app_is_given_or_made(
+    factory: bool,
+) -> None:
+    # Worker processes build their app with a factory (app_from_env): uvicorn's
+    # config then holds the factory, and only the loaded app is the node's.
+    limits = LimitSettings(max_connections_per_peer=3, max_uri_bytes=300)
+    settings = SimpleNamespace(limits=limits)
+    mediator = MediatorApp()
+    mediator.node = cast(
+        Node, SimpleNamespace(deployment=SimpleNamespace(settings=settings))
+    )
+    app: Any = (lambda: mediator) if factory else mediator
+    config = uvicorn.Config(app, factory=factory, lifespan="off", **server_options())
+    config.load()
+
+    protocol = MediatorHttpProtocol(config, ServerState(), {})
+
+    assert protocol._limits() is limits
