@@ -240,7 +240,7 @@ def run(world: World, names: list[str], exchanges: int, rate: float) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exchanges", type=int, default=20_000)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-rotation"))
+    parser.add_argument("--work", type=Path, default=Path("var/bench-rotation"))
     args = parser.parse_args()
     if not redis_available():
         raise SystemExit("bench_rotation needs Redis on 127.0.0.1:6379")

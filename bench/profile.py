@@ -22,6 +22,8 @@ from bench.procs import BenchError
 from bench.topology import running
 
 TOP = 30
+#: The checkout's root, cut from py-spy's file paths.
+_ROOT = f"{Path(__file__).resolve().parents[1]}/"
 
 #: Shares of the node's CPU: a sample counts for the first category any of its
 #: frames names (specific ones first); samples naming none are "other".
@@ -137,7 +139,8 @@ def _category(frames: list[str]) -> str:
 def _short(frame: str) -> str:
     # py-spy writes "function (path/to/file.py:line)"; keep the function and file.
     name, _, where = frame.partition(" (")
-    file = where.rsplit(":", 1)[0].split("site-packages/")[-1].split("/work/main/")[-1]
+    file = where.rsplit(":", 1)[0].split("site-packages/")[-1]
+    file = file.removeprefix(_ROOT)
     return f"{name} ({file})"
 
 
