@@ -218,7 +218,9 @@ class OpMonitor:
         conn, self._conn = self._conn, None
         if conn is not None:
             # On the writer's thread, after its last write: never beside one.
-            await self._thread.run(conn.close)
+            # Shielded: a cancelled close() still closes the store, and a later
+            # close() stops the thread.
+            await asyncio.shield(self._thread.run(conn.close))
         self._thread.stop()
 
     def observe(self, record: ExchangeRecord) -> None:
