@@ -12,6 +12,13 @@ session ends, the lock is free and the next node to ask takes over. A checkpoint
 is stored only if it does not shrink the sealed size, checked under a lock, so a
 sealer that lags behind can never store a checkpoint out of order.
 
+Appends go over one connection of their own, not the pool: a batch is four round
+trips (``BEGIN`` with the lock, the tail, one ``INSERT`` of every row from arrays,
+``COMMIT``), where a pooled transaction with ``COPY`` took seven (the pool's reset
+on release, ``BEGIN`` and the lock apart, and ``COPY``'s own exchange). A node
+appends one batch at a time, so the connection is never shared; it is replaced
+after any failure.
+
 ``schema`` (optional) keeps the log's tables in a schema of their own; the lock
 keys derive from it, so logs in different schemas never contend.
 """
@@ -136,12 +143,22 @@ _INSERT_ARCHIVE = (
     "tree_size, sha256, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 
-_INSERT_BODIES = "INSERT INTO bodies (seq, entries) VALUES ($1, $2)"
-#: The writers' transaction lock; the second form also lets this transaction
-#: commit before its WAL is flushed (``SET LOCAL``, in the same round trip).
-_LOCK_WRITERS = "SELECT pg_advisory_xact_lock($1)"
-_LOCK_WRITERS_UNFLUSHED = (
-    "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock($1)"
+# The column names are the module's own constants, never input.
+_INSERT_RECORDS = (
+    f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608
+    "$1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::float8[], "
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
+)
+_INSERT_BODIES = (
+    "INSERT INTO bodies (seq, entries) SELECT * FROM unnest($1::bigint[], $2::bytea[])"
+)
+#: The writers' transaction lock, taken as the transaction begins (one round
+#: trip, in the simple protocol: the key is the store's own integer). Unflushed,
+#: the transaction also commits before its WAL is flushed (``SET LOCAL``).
+_BEGIN_LOCKED = "BEGIN; SELECT pg_advisory_xact_lock({key})"
+_BEGIN_LOCKED_UNFLUSHED = (
+    "BEGIN; SELECT set_config('synchronous_commit', 'off', true), "
+    "pg_advisory_xact_lock({key})"
 )
 
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -162,6 +179,9 @@ class PostgresLogStore(PagedReads):
         self._pool_size = max(2, pool_size)
         self._pool: asyncpg.Pool | None = None
         self._sealer: asyncpg.Connection | None = None
+        #: The appends' own connection, opened on first use and after a failure.
+        self._writer: asyncpg.Connection | None = None
+        self._writing = asyncio.Lock()
         self.transactions = 0
 
     async def open(self) -> None:
@@ -188,10 +208,12 @@ class PostgresLogStore(PagedReads):
     async def close(self) -> None:
         """Give up the sealer role and close every connection."""
         sealer, self._sealer = self._sealer, None
+        writer, self._writer = self._writer, None
         pool, self._pool = self._pool, None
-        with contextlib.suppress(*_ERRORS):
-            if sealer is not None:
-                await sealer.close()
+        for conn in (sealer, writer):
+            with contextlib.suppress(*_ERRORS):
+                if conn is not None:
+                    await conn.close()
         if pool is not None:
             with contextlib.suppress(*_ERRORS):
                 await pool.close()
@@ -205,21 +227,15 @@ class PostgresLogStore(PagedReads):
         the server answers before its WAL is flushed, and a later synchronous
         commit, which flushes the WAL up to its own record, makes this one durable.
         """
-        async with _translate("append"), self._conn() as conn, conn.transaction():
-            await conn.execute(
-                _LOCK_WRITERS if flush else _LOCK_WRITERS_UNFLUSHED, self._key("write")
-            )
-            rows = seal(_tail(await conn.fetchrow(_TAIL)))
-            if rows:
-                await conn.copy_records_to_table(
-                    "records",
-                    records=[columns(row) for row in rows],
-                    columns=RECORD_COLUMNS,
-                    schema_name=self._schema,
-                )
-                bodies = [(r.seq, r.bodies) for r in rows if r.bodies is not None]
-                if bodies:
-                    await conn.executemany(_INSERT_BODIES, bodies)
+        async with _translate("append"), self._writing:
+            conn = await self._writer_conn()
+            try:
+                rows = await _append(conn, seal, self._key("write"), flush=flush)
+            except BaseException:
+                # Whatever state the connection is in, the next batch gets another.
+                self._writer = None
+                conn.terminate()
+                raise
         self.transactions += 1
         return rows
 
@@ -395,6 +411,15 @@ class PostgresLogStore(PagedReads):
 
     # -- helpers ----------------------------------------------------------------------
 
+    async def _writer_conn(self) -> asyncpg.Connection:
+        if self._pool is None:
+            raise StoreError("not_open")
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await asyncpg.connect(
+                self._dsn, server_settings=self._settings()
+            )
+        return self._writer
+
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
         if self._pool is None:
@@ -423,6 +448,22 @@ class PostgresLogStore(PagedReads):
 
 
 _TAIL = SELECT_TAIL
+
+
+async def _append(
+    conn: asyncpg.Connection, seal: SealFn, key: int, *, flush: bool
+) -> list[SealedRecord]:
+    """One batch in one transaction: lock, read the tail, seal after it, insert."""
+    begin = _BEGIN_LOCKED if flush else _BEGIN_LOCKED_UNFLUSHED
+    await conn.execute(begin.format(key=int(key)))
+    rows = seal(_tail(await conn.fetchrow(_TAIL)))
+    if rows:
+        await conn.execute(_INSERT_RECORDS, *zip(*map(columns, rows), strict=True))
+        bodies = [(r.seq, r.bodies) for r in rows if r.bodies is not None]
+        if bodies:
+            await conn.execute(_INSERT_BODIES, *zip(*bodies, strict=True))
+    await conn.execute("COMMIT")
+    return rows
 
 
 def _tail(row: Any) -> LogTail:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 import pytest
 
 from gateway.msglog import KeySigner, MessageLog, load_jwks, verify_log
 from gateway.msglog.checkpoint import make_checkpoint
-from gateway.msglog.postgres import PostgresLogStore
-from gateway.msglog.store import StoreError
+from gateway.msglog.postgres import PostgresLogStore, _append
+from gateway.msglog.records import SealedRecord, seal
+from gateway.msglog.store import SELECT_TAIL, LogTail, StoreError
 from tests.gateway.msglog.conftest import Backend, make_record
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -77,3 +79,96 @@ async def test_a_lagging_sealer_cannot_store_a_smaller_checkpoint(
 async def test_invalid_schema_name_is_refused(postgres_dsn: str) -> None:
     with pytest.raises(StoreError):
         PostgresLogStore(postgres_dsn, schema="bad; drop")
+
+
+# -- the appends' own connection -------------------------------------------------
+
+
+def _seal_after(tail: LogTail, count: int = 1) -> list[SealedRecord]:
+    rows, prev = [], tail.last_hash
+    for seq in range(tail.size, tail.size + count):
+        rows.append(seal(make_record(seq), seq, prev))
+        prev = rows[-1].hash
+    return rows
+
+
+def _failing_seal(_tail: LogTail) -> list[SealedRecord]:
+    raise RuntimeError("sealing failed")
+
+
+async def test_a_failed_batch_leaves_no_lock_and_the_next_batch_is_written(
+    pg: Backend,
+) -> None:
+    first, second = pg.store(), pg.store()
+    await first.open()
+    await second.open()
+    try:
+        with pytest.raises(RuntimeError):
+            await first.append_sealing(_failing_seal)
+        # Another node is not held up by a transaction the failure left open.
+        others = await asyncio.wait_for(second.append_sealing(_seal_after), 10)
+        again = await first.append_sealing(lambda tail: _seal_after(tail, 3))
+    finally:
+        await first.close()
+        await second.close()
+
+    assert [r.seq for r in others + again] == [0, 1, 2, 3]
+
+
+async def test_a_writer_connection_the_server_ended_is_replaced(
+    pg: Backend, postgres_dsn: str
+) -> None:
+    store = cast(PostgresLogStore, pg.store())
+    await store.open()
+    await store.append_sealing(_seal_after)
+    assert store._writer is not None
+    first_pid = store._writer.get_server_pid()
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", first_pid)
+    finally:
+        await admin.close()
+    outcomes = []
+    for _ in range(3):
+        try:
+            outcomes.append(len(await store.append_sealing(_seal_after)))
+        except StoreError:
+            outcomes.append(0)
+    assert store._writer is not None
+    last_pid = store._writer.get_server_pid()
+    await store.close()
+
+    assert outcomes[1:] == [1, 1]  # at most the first append after it fails
+    assert last_pid != first_pid
+
+
+@pytest.mark.parametrize("flush", [True, False])
+async def test_a_batch_is_four_statements_and_only_unflushed_ones_skip_the_sync(
+    flush: bool,
+) -> None:
+    conn = _Recorder()
+
+    rows = await _append(conn, _seal_after, 1234, flush=flush)  # type: ignore[arg-type]
+
+    begin, tail, insert, commit = conn.statements
+    assert begin.startswith("BEGIN;")
+    assert "pg_advisory_xact_lock(1234)" in begin
+    assert ("synchronous_commit" in begin) is not flush
+    assert (tail, commit) == (SELECT_TAIL, "COMMIT")
+    assert insert.startswith("INSERT INTO records")
+    assert [r.seq for r in rows] == [5]
+
+
+class _Recorder:
+    """Stands in for a connection: records statements, answers a tail of 5."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    async def execute(self, sql: str, *_args: Any) -> str:
+        self.statements.append(sql)
+        return ""
+
+    async def fetchrow(self, sql: str) -> tuple[int, str]:
+        self.statements.append(sql)
+        return (4, "ab" * 32)
