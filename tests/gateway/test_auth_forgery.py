@@ -25,18 +25,20 @@ from gateway.errors import AuthenticationError, Reason
 from gateway.identifiers import ClientId
 from gateway.replay import MemoryReplayCache
 from gateway.settings import AuthSettings
+from tests.gateway.test_auth import (
+    AUDIENCE,
+    EC_KEY,
+    ED_KEY,
+    IFMS,
+    KANYASHREE,
+    NOW,
+    RSA_CLIENT,
+    RSA_KEY,
+)
 
 pytestmark = pytest.mark.anyio
 
-NOW = 1796378400
-AUDIENCE = "gw.mediator.example"
-ED_CLIENT = ClientId.parse("WB/GOV/WCD/kanyashree")
-EC_CLIENT = ClientId.parse("WB/GOV/FIN/ifms")
-RSA_CLIENT = ClientId.parse("WB/GOV/SED/banglarshiksha")
-
-ED_KEY = ed25519.Ed25519PrivateKey.generate()
-EC_KEY = ec.generate_private_key(ec.SECP256R1())
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ED_CLIENT, EC_CLIENT = KANYASHREE, IFMS
 OTHER_ED_KEY = ed25519.Ed25519PrivateKey.generate()
 #: The order of P-256: ``(r, n - s)`` verifies wherever ``(r, s)`` does.
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551

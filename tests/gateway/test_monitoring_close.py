@@ -41,6 +41,19 @@ def _monitor(tmp_path: Path, interval_ms: float = _LONG_MS) -> OpMonitor:
     )
 
 
+async def _started(
+    tmp_path: Path, observed: int = 0
+) -> tuple[OpMonitor, sqlite3.Connection]:
+    """A started monitor with ``observed`` records queued, and its connection."""
+    monitor = _monitor(tmp_path)
+    await monitor.start()
+    conn = monitor._conn
+    assert conn is not None
+    for _ in range(observed):
+        monitor.observe(_record())
+    return monitor, conn
+
+
 async def _stored(tmp_path: Path) -> int:
     reader = OpMonitor(tmp_path / "op.db", retention_days=1, queue_size=1)
     page = await reader.query(OpQuery(since=0, until=time.time() + 1))
@@ -84,12 +97,7 @@ async def test_close_before_start_is_harmless(tmp_path: Path) -> None:
 async def test_two_concurrent_closes_both_return_and_store_everything(
     tmp_path: Path,
 ) -> None:
-    monitor = _monitor(tmp_path)
-    await monitor.start()
-    conn = monitor._conn
-    assert conn is not None
-    for _ in range(3):
-        monitor.observe(_record())
+    monitor, conn = await _started(tmp_path, observed=3)
 
     await asyncio.wait_for(asyncio.gather(monitor.close(), monitor.close()), _PROMPT_S)
 
@@ -154,12 +162,7 @@ async def test_a_close_cancelled_while_draining_is_finished_by_the_next(
     tmp_path: Path,
 ) -> None:
     """The writer keeps draining; a second close() waits for it and closes."""
-    monitor = _monitor(tmp_path)
-    await monitor.start()
-    conn = monitor._conn
-    assert conn is not None
-    for _ in range(5):
-        monitor.observe(_record())
+    monitor, conn = await _started(tmp_path, observed=5)
     await _turns()
 
     closing = asyncio.create_task(monitor.close())
@@ -179,10 +182,7 @@ async def test_a_close_cancelled_while_draining_is_finished_by_the_next(
 async def test_a_close_cancelled_while_closing_the_store_leaves_it_closable(
     tmp_path: Path,
 ) -> None:
-    monitor = _monitor(tmp_path)
-    await monitor.start()
-    conn = monitor._conn
-    assert conn is not None
+    monitor, conn = await _started(tmp_path)
     # Keep the writer thread busy so that close()'s conn.close waits its turn.
     gate = threading.Event()
     busy = asyncio.create_task(monitor._thread.run(gate.wait))
