@@ -335,12 +335,21 @@ class OpMonitor:
                 )
                 self._last_prune = now
 
-    def prune(self, now: float | None = None) -> int:
-        """Delete records older than the retention time; return how many."""
+    async def prune(self, now: float | None = None) -> int:
+        """Delete records older than the retention time; return how many.
+
+        On the writer's thread, as every use of the connection is, so never beside
+        a write. The writer also prunes on its own, at most hourly.
+        """
+        if self._conn is None:
+            return 0
+        cutoff = (now if now is not None else time.time()) - self._retention_s
+        return await self._thread.run(self._prune, cutoff)
+
+    def _prune(self, cutoff: float) -> int:
         conn = self._conn
         if conn is None:
             return 0
-        cutoff = (now if now is not None else time.time()) - self._retention_s
         with conn:
             cursor = conn.execute(
                 "DELETE FROM op_records WHERE request_in_ts < ?", (cutoff,)

@@ -79,12 +79,28 @@ async def test_records_older_than_the_retention_are_deleted(tmp_path: Path) -> N
         monitor.observe(_record(started=time.time() - 3 * 86400))
         monitor.observe(_record())
         await monitor.flush()
-        monitor.prune()
         page = await monitor.query(OpQuery(since=0, until=time.time() + 1))
     finally:
         await monitor.close()
 
     assert [r["request_in_ts"] > time.time() - 60 for r in page.records] == [True]
+
+
+async def test_prune_deletes_what_the_retention_has_passed_at_a_given_time(
+    tmp_path: Path,
+) -> None:
+    monitor = OpMonitor(tmp_path / "op.db", retention_days=1, queue_size=10)
+    await monitor.start()
+    try:
+        monitor.observe(_record())
+        await monitor.flush()
+        kept = await monitor.prune()
+        pruned = await monitor.prune(now=time.time() + 2 * 86400)
+        page = await monitor.query(OpQuery(since=0, until=time.time() + 1))
+    finally:
+        await monitor.close()
+
+    assert (kept, pruned, page.records) == (0, 1, [])
 
 
 #: Long enough that a test waiting it out would hit the timeouts below.
