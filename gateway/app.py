@@ -10,6 +10,7 @@ record; a forwarded exchange also has the request record of step 8 before it.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 from collections.abc import (
     AsyncIterator,
@@ -33,10 +34,11 @@ from gateway import wire
 from gateway.admin import handle_admin
 from gateway.admin.config import watch_reload_signal
 from gateway.clientip import client_address
-from gateway.deployment import Deployment, load_deployment
+from gateway.deployment import Deployment, check_workers, load_deployment
 from gateway.errors import (
     AccessDeniedError,
     AuthenticationError,
+    ConfigError,
     FramingError,
     MediatorError,
     NodeError,
@@ -148,14 +150,37 @@ def create_app(
 def app_from_env() -> MediatorApp:
     """The app of the node that ``MEDIATOR_CONFIG`` (and ``MEDIATOR_STATE_DIR``) name.
 
-    For ``uvicorn gateway.app:app_from_env --factory``, whose worker processes each
-    build their own node; logging is set to ``MEDIATOR_LOG_LEVEL`` (default info).
+    The factory of each worker process of ``mediator serve --workers N``, which
+    gives uvicorn the node's HTTP protocol and options
+    (:func:`gateway.server.server_options`); a bare ``uvicorn --factory`` would
+    run without them. ``MEDIATOR_WORKERS`` says how many processes share the
+    node (a process that uvicorn's supervisor started counts as one of at least
+    two), and they must share Redis and a PostgreSQL log
+    (:func:`gateway.deployment.check_workers`). Logging is set to
+    ``MEDIATOR_LOG_LEVEL`` (default info).
 
-    :raises ConfigError: the deployment does not load.
+    :raises ConfigError: the deployment does not load, or its processes would
+        not share what they must.
     """
     configure_logging(os.environ.get("MEDIATOR_LOG_LEVEL", "info"))
     config_dir = Path(os.environ.get("MEDIATOR_CONFIG", "config"))
-    return create_app(load_deployment(config_dir), freeze_gc=True)
+    deployment = load_deployment(config_dir)
+    check_workers(deployment.settings, worker_count())
+    return create_app(deployment, freeze_gc=True)
+
+
+def worker_count() -> int:
+    """How many processes serve this node: ``MEDIATOR_WORKERS``, else 1, or 2 in a
+    process that a multiprocessing parent (uvicorn's supervisor) started.
+
+    :raises ConfigError: ``MEDIATOR_WORKERS`` is not a whole number from 1.
+    """
+    declared = os.environ.get("MEDIATOR_WORKERS", "").strip()
+    if not declared:
+        return 1 if multiprocessing.parent_process() is None else 2
+    if not declared.isdigit() or int(declared) < 1:
+        raise ConfigError("MEDIATOR_WORKERS", "must be a whole number from 1")
+    return int(declared)
 
 
 def app_for_node(node: Node) -> MediatorApp:

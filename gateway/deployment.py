@@ -50,6 +50,29 @@ def load_deployment(config_dir: Path, state_dir: Path | None = None) -> Deployme
     )
 
 
+def check_workers(settings: NodeSettings, workers: int) -> None:
+    """Refuse to run ``workers`` processes of one node on state they cannot share.
+
+    Each process holds its own in-process replay cache and rate windows, so
+    without Redis an assertion could be used once per process; and each would
+    seal checkpoints of one SQLite log, where only a single writer seals. One
+    process needs neither.
+
+    :raises ConfigError: naming every setting the processes need.
+    """
+    if workers <= 1:
+        return
+    needs = []
+    if not settings.redis.url:
+        needs.append("redis.url (replay cache and rate limits shared by them)")
+    if settings.log.store != "postgres":
+        needs.append("log.store: postgres (one message log they all seal)")
+    if needs:
+        raise ConfigError(
+            "node.yaml", f"{workers} worker processes need " + "; ".join(needs)
+        )
+
+
 class ReloadRefusedError(ConfigError):
     """A new configuration failed the check; ``errors`` holds every problem."""
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,9 +131,14 @@ def spawn_registry(demo: DemoDeployment) -> subprocess.Popen[bytes]:
 
 
 def spawn_mediator(
-    demo: DemoDeployment, log_name: str = "mediator.log"
+    demo: DemoDeployment,
+    log_name: str = "mediator.log",
+    *,
+    options: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``mediator serve`` on the deployment's config, state and port."""
+    """``mediator serve`` on the deployment's config, state and port, with
+    ``options`` of ``serve`` and ``environ`` over the deployment's environment."""
     return _spawn(
         [
             str(Path(sys.executable).parent / "mediator"),
@@ -144,8 +149,9 @@ def spawn_mediator(
             "serve",
             "--port",
             str(demo.mediator_port),
+            *options,
         ],
-        {**os.environ, **demo.environ()},
+        {**os.environ, **demo.environ(), **(environ or {})},
         demo.root / "logs" / log_name,
     )
 
