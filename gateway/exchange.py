@@ -181,7 +181,7 @@ class ExchangePipeline:
         async with self._throttle.in_flight(client):
             # Step 6: purpose.
             record.enter("purpose")
-            declared = request.headers.get(wire.PURPOSE)
+            declared = request.headers.only(wire.PURPOSE, Reason.INVALID_HEADER)
             purpose = check_purpose(rule, declared, self._policies.purposes)
             if purpose is not None:
                 record.purpose = f"{purpose.id}@{purpose.version}"
@@ -221,7 +221,7 @@ class ExchangePipeline:
         adapter: EndpointAdapter | None,
         record: ExchangeRecord,
     ) -> _Forward:
-        content_type = request.headers.get(wire.CONTENT_TYPE)
+        content_type = request.headers.only(wire.CONTENT_TYPE, Reason.INVALID_HEADER)
         parsed: Any = None
         body = request.body
         if body:

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gateway.conftest import Harness
-from tests.gateway.hostile.support import SCHOOLS, send
+from gateway.identifiers import ClientId
+from tests.gateway.conftest import KANYASHREE, SABOOJSATHI, Harness
+from tests.gateway.hostile.support import (
+    SCHOOLS,
+    STUDENTS,
+    Reply,
+    asgi,
+    auth_headers,
+    send,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -126,3 +134,61 @@ async def test_request_id_is_echoed_only_when_plainly_safe(
     assert "set-cookie" not in response.headers
     (record,) = await harness.exchanges()
     assert (record["request_id"] == sent) is echoed
+
+
+@pytest.mark.parametrize(
+    "purposes",
+    [
+        # Either order: the first value would pick one purpose, the last another.
+        ("saboojsathi-roster", "kanyashree-eligibility"),
+        ("kanyashree-eligibility", "saboojsathi-roster"),
+    ],
+)
+async def test_a_repeated_purpose_is_invalid_header(
+    harness: Harness, purposes: tuple[str, str]
+) -> None:
+    fields = [("x-road-purpose", purpose) for purpose in purposes]
+
+    response = await _with_headers(
+        harness, SABOOJSATHI, "GET", f"/{STUDENTS}/roster/19999999999", fields
+    )
+
+    await _refused_as_repeated(harness, response, "x-road-purpose")
+
+
+async def test_a_repeated_content_type_is_invalid_header(harness: Harness) -> None:
+    fields = [
+        ("x-road-purpose", "kanyashree-eligibility"),
+        ("content-type", "application/json"),
+        ("content-type", "text/plain"),
+    ]
+
+    response = await _with_headers(
+        harness, KANYASHREE, "POST", f"/{STUDENTS}/verify-enrolment", fields
+    )
+
+    await _refused_as_repeated(harness, response, "content-type")
+
+
+async def _with_headers(
+    harness: Harness,
+    client: ClientId,
+    method: str,
+    path: str,
+    fields: list[tuple[str, str]],
+) -> Reply:
+    """``fields`` after the client's credentials, repeated names kept apart."""
+    headers = list(auth_headers(harness, client).items())
+    headers.append(("host", harness.demo.mediator_url.removeprefix("http://")))
+    body = b'{"student_id": "WB20190000001"}' if method == "POST" else b""
+    if body:
+        headers.append(("content-length", str(len(body))))
+    return await asgi(harness, method, f"/r1{path}".encode(), headers + fields, body)
+
+
+async def _refused_as_repeated(harness: Harness, response: Reply, name: str) -> None:
+    assert response.status_code == 400
+    assert response.headers["x-road-error"] == "Client.invalid_header"
+    (record,) = await harness.exchanges()
+    assert record["upstream_called"] is False
+    assert record["reason"] == f"duplicate_{name.replace('-', '_')}"
