@@ -183,6 +183,13 @@ class MediatorHttpProtocol(HttpToolsProtocol):
         super().on_url(url)
         if len(self.url) > self._limits().max_uri_bytes:
             self._raise_refusal(FramingError(Reason.URI_TOO_LONG))
+        # A request target has no fragment (RFC 9112 section 3.2); the parser
+        # would drop it and serve the rest, so the node would answer a target
+        # other than the one sent.
+        if b"#" in url:
+            self._raise_refusal(
+                FramingError(Reason.INVALID_PATH, log_reason="fragment_in_target")
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # The parser reports a chunked request's trailer fields through this

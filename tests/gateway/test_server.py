@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.sockets]
 STUDENTS = ServiceId(ClientId("WB", "GOV", "SED", "banglarshiksha"), "students")
 SEARCH = f"/r1/{STUDENTS}/beneficiary-check".encode()
 EXPORT = f"/r1/{STUDENTS}/export".encode()
+STUDENTS_ID = str(STUDENTS).encode()
 BODY_40 = b'{"udise_code":"19110900503","class":"V"}'
 DATA_31 = b'{"student_id":"WB-2019-000123"}'
 READ_TIMEOUT_S = 5.0
@@ -584,6 +585,18 @@ async def test_oversized_heads_are_refused_before_they_end(
     data = served.head(b"GET", EXPORT) + extra
 
     await assert_refused(served, data, 431, "headers_too_large")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [EXPORT + b"#frag", EXPORT + b"?x=1#frag", b"/r1/" + STUDENTS_ID + b"/#/export"],
+)
+async def test_a_target_with_a_fragment_is_refused(
+    served: Served, target: bytes
+) -> None:
+    data = served.head(b"GET", target) + b"\r\n"
+
+    await assert_refused(served, data, 400, "invalid_path", "fragment_in_target")
 
 
 async def test_overlong_target_is_refused(served: Served) -> None:
