@@ -169,7 +169,7 @@ REASONS: Mapping[Reason, ReasonSpec] = {
     R.JSON_TOO_DEEP: _client(400, "The JSON body is nested too deeply"),
     R.INVALID_NUMBER: _client(400, "The JSON body has a number out of range"),
     R.DUPLICATE_KEY: _client(400, "The JSON body repeats an object key"),
-    R.SCHEMA_VIOLATION: _client(422, "The body does not match the schema"),
+    R.SCHEMA_VIOLATION: _client(422, "The request does not match its schema"),
     R.MAPPING_FAILED: _client(422, "The body could not be mapped"),
     R.UPSTREAM_UNAVAILABLE: _provider(502, "The provider could not be reached"),
     R.UPSTREAM_CONNECTION_RESET: _provider(502, "The provider closed the connection"),
