@@ -151,6 +151,7 @@ class MessageLog:
         self._writer = asyncio.create_task(self._write_loop(), name="msglog-writer")
         if self._signer is not None:
             self._sealer = asyncio.create_task(self._seal_loop(), name="msglog-sealer")
+            self._sealer.add_done_callback(_log_task_end)
 
     async def append(
         self,
@@ -228,29 +229,34 @@ class MessageLog:
             del self._nodes[: len(nodes)]
 
     async def close(self) -> None:
-        """Commit what is pending, seal a final checkpoint, close the store."""
+        """Commit what is pending, seal a final checkpoint, close the store.
+
+        The sealer and recovery tasks are stopped first; however they end, the
+        final checkpoint is tried and the store closed (a task that failed is
+        logged as it ends, by the type of its error).
+        """
         if self._writer is None:
             return
         self._closing = True
         self._wakeup.set()
         self._full.set()
         await self._writer
-        if self._recovery is not None:
-            self._recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recovery
-            self._recovery = None
-        if self._sealer is not None:
-            self._sealer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sealer
+        tasks = [task for task in (self._recovery, self._sealer) if task is not None]
+        self._recovery = self._sealer = None
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Waits without raising what a task ended with: a driver cancelled in
+            # the middle of a call may end it with its own error, not CancelledError.
+            await asyncio.wait(tasks)
 
         try:
             await self.checkpoint()
         except NodeError as exc:
             logger.warning("msglog_final_checkpoint_failed", reason=exc.log_reason)
-        await self._store.close()
-        self._writer = self._sealer = None
+        finally:
+            await self._store.close()
+            self._writer = None
 
     # -- the writer task ---------------------------------------------------------------
 
@@ -313,6 +319,7 @@ class MessageLog:
             self._recovery = asyncio.create_task(
                 self._probe_until_back(), name="msglog-recovery"
             )
+            self._recovery.add_done_callback(_log_task_end)
 
     async def _probe_until_back(self) -> None:
         while not self._available and not self._closing:
@@ -382,7 +389,9 @@ class MessageLog:
     # -- the sealer task ---------------------------------------------------------------
 
     async def _seal_loop(self) -> None:
-        while True:
+        # Checked as well as cancelled: a store may turn the cancellation of a
+        # checkpoint into a StoreError, which must not keep the loop going.
+        while not self._closing:
             await asyncio.sleep(self._interval)
             try:
                 await self.checkpoint()
@@ -428,6 +437,21 @@ def _seal_batch(
         sealed.append((row, future))
         seq, prev_hash = seq + 1, row.hash
     return sealed, failed
+
+
+def _log_task_end(task: asyncio.Task[None]) -> None:
+    """Retrieve how a background task ended, and log a failure by its type alone.
+
+    The error's text may hold the store's DSN, so it is not logged. Retrieving it
+    here also keeps asyncio from reporting it as never retrieved.
+    """
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logger.warning(
+            "msglog_task_failed", task=task.get_name(), error=type(error).__name__
+        )
 
 
 def _fail_all(futures: list[asyncio.Future[Receipt]], log_reason: str) -> None:

@@ -8,7 +8,9 @@ the highest contiguous committed seq is simply the tail.
 
 The sealer is elected with a session advisory lock (``pg_try_advisory_lock``) held
 on a connection of its own: the node that holds it seals; if that node dies its
-session ends, the lock is free and the next node to ask takes over. A checkpoint
+session ends, the lock is free and the next node to ask takes over. A node that
+is not the sealer keeps the connection it asked on and asks on it again at the
+next checkpoint, rather than connecting anew each time. A checkpoint
 is stored only if it does not shrink the sealed size, checked under a lock, so a
 sealer that lags behind can never store a checkpoint out of order.
 
@@ -161,7 +163,15 @@ _BEGIN_LOCKED_UNFLUSHED = (
     "pg_advisory_xact_lock({key})"
 )
 
-_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+#: ``InternalClientError``: a kept connection the server has ended can refuse a
+#: query before the client has noticed that it is closed.
+_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 class PostgresLogStore(PagedReads):
@@ -179,6 +189,9 @@ class PostgresLogStore(PagedReads):
         self._pool_size = max(2, pool_size)
         self._pool: asyncpg.Pool | None = None
         self._sealer: asyncpg.Connection | None = None
+        #: The connection a claim that lost asked on, kept for the next claim.
+        self._candidate: asyncpg.Connection | None = None
+        self._claiming = asyncio.Lock()
         #: The appends' own connection, opened on first use and after a failure.
         self._writer: asyncpg.Connection | None = None
         self._writing = asyncio.Lock()
@@ -208,9 +221,10 @@ class PostgresLogStore(PagedReads):
     async def close(self) -> None:
         """Give up the sealer role and close every connection."""
         sealer, self._sealer = self._sealer, None
+        candidate, self._candidate = self._candidate, None
         writer, self._writer = self._writer, None
         pool, self._pool = self._pool, None
-        for conn in (sealer, writer):
+        for conn in (sealer, candidate, writer):
             with contextlib.suppress(*_ERRORS):
                 if conn is not None:
                     await conn.close()
@@ -240,12 +254,22 @@ class PostgresLogStore(PagedReads):
         return rows
 
     async def claim_sealer(self) -> bool:
-        """Hold, or try to take, the sealer's session advisory lock."""
-        if self._sealer is not None and not self._sealer.is_closed():
-            return True
-        self._sealer = None
-        async with _translate("claim_sealer"):
-            conn = await asyncpg.connect(self._dsn, server_settings=self._settings())
+        """Hold, or try to take, the sealer's session advisory lock.
+
+        A claim that loses keeps its connection and the next claim asks on it
+        again; a new one is opened only if that one was closed or failed.
+        """
+        async with _translate("claim_sealer"), self._claiming:
+            if self._sealer is not None and not self._sealer.is_closed():
+                return True
+            self._sealer = None
+            # While it asks, the connection is this claim's alone: a close()
+            # meanwhile does not see it, and the check below closes it.
+            conn, self._candidate = self._candidate, None
+            if conn is None or conn.is_closed():
+                conn = await asyncpg.connect(
+                    self._dsn, server_settings=self._settings()
+                )
             try:
                 won = await conn.fetchval(
                     "SELECT pg_try_advisory_lock($1)", self._key("sealer")
@@ -253,12 +277,15 @@ class PostgresLogStore(PagedReads):
             except BaseException:
                 conn.terminate()
                 raise
-            # A store closed while this ran must not keep the new connection.
-            if not won or self._pool is None:
+            # A store closed while this ran must not keep the connection.
+            if self._pool is None:
                 await conn.close()
                 return False
-            self._sealer = conn
-            return True
+            if won:
+                self._sealer = conn
+            else:
+                self._candidate = conn
+            return bool(won)
 
     async def probe(self) -> None:
         """One round trip within a second; StoreError if the database cannot answer.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from structlog.testing import capture_logs
 
 from gateway.errors import NodeError, Reason
 from gateway.msglog import KeySigner, LogStore, MessageLog, RecordError, SqliteLogStore
@@ -460,3 +463,141 @@ async def test_checkpoints_racing_commits_never_rescan_the_whole_log(
     await log.close()
 
     assert rescans == []
+
+
+# -- closing, however the background tasks ended ---------------------------------
+
+
+class FailingClaim:
+    """A store whose first sealer claim raises ``error``.
+
+    With ``on_cancel`` the claim first hangs until it is cancelled, as a driver
+    that turns its cancellation into its own error. The claim after it (the final
+    checkpoint's) loses; a third would mean that the sealer went on after close
+    began, and raises. ``closed`` counts the store's closes.
+    """
+
+    def __init__(
+        self, store: LogStore, error: Exception, *, on_cancel: bool = True
+    ) -> None:
+        self.store = store
+        self.error = error
+        self.on_cancel = on_cancel
+        self.claims = 0
+        self.closed = 0
+        self.claiming = asyncio.Event()
+        self._close = store.close
+        setattr(store, "claim_sealer", self._claim)  # noqa: B010
+        setattr(store, "close", self._counted_close)  # noqa: B010
+
+    async def _claim(self) -> bool:
+        self.claims += 1
+        if self.claims > 2:
+            raise RuntimeError("the sealer claimed again after close")
+        if self.claims == 2:
+            return False
+        self.claiming.set()
+        if not self.on_cancel:
+            raise self.error
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise self.error from None
+        return False
+
+    async def _counted_close(self) -> None:
+        self.closed += 1
+        await self._close()
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """What reaches the event loop's exception handler ("never retrieved")."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        yield reported
+    finally:
+        loop.set_exception_handler(previous)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionError("unexpected connection_lost() call"),
+        OSError("could not reach postgresql://mediator:secret@db/log"),
+    ],
+    ids=["connection_error", "os_error"],
+)
+async def test_close_closes_the_store_when_the_cancelled_sealer_fails(
+    backend: Backend,
+    signer: KeySigner,
+    loop_errors: list[dict[str, Any]],
+    error: Exception,
+) -> None:
+    failing = FailingClaim(backend.store(), error)
+    log = MessageLog(failing.store, signer=signer, checkpoint_interval_s=0)
+    await log.start()
+    await failing.claiming.wait()
+
+    with capture_logs() as logs:
+        await log.close()
+    gc.collect()
+
+    assert failing.closed == 1
+    assert failing.claims == 2  # the final checkpoint was still tried
+    assert {
+        "event": "msglog_task_failed",
+        "task": "msglog-sealer",
+        "error": type(error).__name__,
+        "log_level": "warning",
+    } in logs
+    assert "secret" not in repr(logs)
+    assert loop_errors == []
+
+
+async def test_a_sealer_whose_cancellation_became_a_store_error_stops_at_close(
+    tmp_path: Path, signer: KeySigner
+) -> None:
+    store = SqliteLogStore(tmp_path / "log.db")
+    failing = FailingClaim(store, StoreError("claim_sealer"))
+    log = MessageLog(store, signer=signer, checkpoint_interval_s=0)
+    await log.start()
+    await failing.claiming.wait()
+
+    await log.close()
+
+    assert failing.closed == 1
+    assert failing.claims == 2
+
+
+async def test_a_sealer_that_fails_is_logged_as_it_ends_and_close_still_closes(
+    tmp_path: Path, signer: KeySigner, loop_errors: list[dict[str, Any]]
+) -> None:
+    store = SqliteLogStore(tmp_path / "log.db")
+    error = RuntimeError("sealer broke at postgresql://mediator:secret@db")
+    failing = FailingClaim(store, error, on_cancel=False)
+    log = MessageLog(store, signer=signer, checkpoint_interval_s=0)
+    with capture_logs() as logs:
+        await log.start()
+        sealer = log._sealer
+        assert sealer is not None
+        # The log's own done callback was added first, so it has run by the time
+        # this wait, whose callback comes after it, returns.
+        await asyncio.wait([sealer])
+    await log.close()
+    gc.collect()
+
+    assert logs == [
+        {
+            "event": "msglog_task_failed",
+            "task": "msglog-sealer",
+            "error": "RuntimeError",
+            "log_level": "warning",
+        }
+    ]
+    assert failing.closed == 1
+    assert failing.claims == 2  # the final checkpoint was still tried
+    assert loop_errors == []

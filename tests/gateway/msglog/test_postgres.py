@@ -81,6 +81,122 @@ async def test_invalid_schema_name_is_refused(postgres_dsn: str) -> None:
         PostgresLogStore(postgres_dsn, schema="bad; drop")
 
 
+# -- the sealer's election: one kept connection per node --------------------------
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[asyncpg.Connection]:
+    """Every connection opened with ``asyncpg.connect`` (the pool's are not)."""
+    opened: list[asyncpg.Connection] = []
+    connect = asyncpg.connect
+
+    async def recording(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        conn = await connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(asyncpg, "connect", recording)
+    return opened
+
+
+async def test_a_node_that_is_not_the_sealer_asks_again_on_one_connection(
+    pg: Backend, connects: list[asyncpg.Connection]
+) -> None:
+    first, second = pg.store(), cast(PostgresLogStore, pg.store())
+    await first.open()
+    await second.open()
+    try:
+        assert await first.claim_sealer()
+        before = len(connects)
+        claims = [await second.claim_sealer() for _ in range(3)]
+        await first.close()
+        taken = await second.claim_sealer()
+        sealer = second._sealer
+    finally:
+        await first.close()
+        await second.close()
+
+    assert claims == [False, False, False]
+    assert taken is True
+    assert len(connects) - before == 1
+    assert sealer is connects[-1]  # it took over on the connection it kept
+
+
+async def test_closing_a_store_closes_the_connection_its_lost_claim_kept(
+    pg: Backend, connects: list[asyncpg.Connection]
+) -> None:
+    first, second = pg.store(), pg.store()
+    await first.open()
+    await second.open()
+    assert await first.claim_sealer()
+    before = len(connects)
+    lost = await second.claim_sealer()
+    (kept,) = connects[before:]
+    open_before_close = not kept.is_closed()
+    await second.close()
+    await first.close()
+
+    assert lost is False
+    assert open_before_close
+    assert kept.is_closed()
+
+
+async def test_a_store_closed_while_a_claim_connects_keeps_no_connection(
+    pg: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = pg.store()
+    await store.open()
+    connecting, release = asyncio.Event(), asyncio.Event()
+    opened: list[asyncpg.Connection] = []
+    connect = asyncpg.connect
+
+    async def held(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        connecting.set()
+        await release.wait()
+        opened.append(await connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(asyncpg, "connect", held)
+    claim = asyncio.create_task(store.claim_sealer())
+    await connecting.wait()
+    await store.close()
+    release.set()
+    won = await claim
+
+    assert won is False
+    assert opened[0].is_closed()
+
+
+async def test_a_kept_connection_the_server_ended_is_replaced(
+    pg: Backend, postgres_dsn: str
+) -> None:
+    first, second = pg.store(), cast(PostgresLogStore, pg.store())
+    await first.open()
+    await second.open()
+    assert await first.claim_sealer()
+    assert not await second.claim_sealer()
+    assert second._candidate is not None
+    ended_pid = second._candidate.get_server_pid()
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", ended_pid)
+    finally:
+        await admin.close()
+    outcomes: list[bool | None] = []
+    for _ in range(2):
+        try:
+            outcomes.append(await second.claim_sealer())
+        except StoreError:
+            outcomes.append(None)
+    assert second._candidate is not None
+    new_pid = second._candidate.get_server_pid()
+    await first.close()
+    await second.close()
+
+    assert outcomes[1:] == [False]  # at most the first claim after it fails
+    assert new_pid != ended_pid
+
+
 # -- the appends' own connection -------------------------------------------------
 
 
