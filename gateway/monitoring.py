@@ -195,6 +195,7 @@ class OpMonitor:
             raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_open") from exc
         self._closing, self._accepting = False, True
         self._writer = asyncio.create_task(self._write_loop(), name="opmon-writer")
+        self._writer.add_done_callback(self._writer_ended)
 
     async def close(self) -> None:
         """Store what is queued, stop the writer, then close the store.
@@ -244,13 +245,20 @@ class OpMonitor:
         """Wait until every queued record is stored.
 
         The writer does not wait out its interval while a flush is waiting, so
-        records observed meanwhile are written at once too.
+        records observed meanwhile are written at once too. Returns at once when
+        no writer runs (before start, after close, or after it failed).
         """
+        writer = self._writer
+        if writer is None or writer.done():
+            return
         self._flushing += 1
         self._wake.set()
+        stored = asyncio.ensure_future(self._queue.join())
         try:
-            await self._queue.join()
+            # A writer that died stores nothing more: do not wait for it.
+            await asyncio.wait([stored, writer], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stored.cancel()
             self._flushing -= 1
 
     @property
@@ -295,6 +303,13 @@ class OpMonitor:
             await self._store(batch)
         # No await since the check: observe() had no chance to queue a record.
         self._accepting = False
+
+    def _writer_ended(self, writer: asyncio.Task[None]) -> None:
+        """A writer that failed stores nothing more: later records are dropped
+        and counted, and the failure is logged by its type."""
+        self._accepting = False
+        if not writer.cancelled() and (error := writer.exception()) is not None:
+            log.error("opmon.writer_failed", error=type(error).__name__)
 
     async def _gather(self) -> None:
         """Wait for the write interval, a full batch, a flush or close()."""

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog
 
+from gateway import monitoring
 from gateway.monitoring import OpMonitor, OpQuery
 from gateway.record import ExchangeRecord
 
@@ -206,3 +208,22 @@ async def test_a_close_cancelled_while_closing_the_store_leaves_it_closable(
         assert _is_closed(conn)
     finally:
         conn.close()
+
+
+async def test_a_writer_that_fails_stops_taking_records_and_flush_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monitor, _conn = await _started(tmp_path, observed=1)
+
+    def broken(_item: object) -> tuple[object, ...]:
+        raise KeyError("status")
+
+    monkeypatch.setattr(monitoring, "_row", broken)
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.wait_for(monitor.flush(), _PROMPT_S)
+        monitor.observe(_record())
+        await asyncio.wait_for(monitor.close(), _PROMPT_S)
+
+    assert (monitor.written, monitor.dropped) == (0, 1)
+    failures = [e for e in logs if e["event"] == "opmon.writer_failed"]
+    assert [e["error"] for e in failures] == ["KeyError"]
