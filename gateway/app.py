@@ -300,6 +300,9 @@ async def reject_frame(
         path=log_path(raw_target),
         peer=peer,
     )
+    # No header was read: the last hop stands, as for a request without XFF.
+    trusted = node.deployment.settings.trusted_proxies
+    record.client_ip = client_address(peer, [], trusted).ip
     response = await _log_and_answer(node, _failure(error, record), record)
     headers = [h for h in response.raw_headers if h[0] != b"connection"]
     response.raw_headers = [*headers, (b"connection", b"close")]

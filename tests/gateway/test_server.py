@@ -597,6 +597,8 @@ async def test_a_target_with_a_fragment_is_refused(
     data = served.head(b"GET", target) + b"\r\n"
 
     await assert_refused(served, data, 400, "invalid_path", "fragment_in_target")
+    record = (await served.records())[-1]
+    assert (record["peer"], record["client_ip"]) == ("127.0.0.1", "127.0.0.1")
 
 
 async def test_overlong_target_is_refused(served: Served) -> None:
