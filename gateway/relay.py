@@ -35,6 +35,8 @@ __all__ = [
     "without_bom",
 ]
 
+#: type "/" subtype, each a token (RFC 9110 section 8.3.1).
+_MEDIA_TYPE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+/[a-z0-9!#$%&'*+.^_`|~-]+", re.ASCII)
 #: A header field value the node passes on: visible ASCII, spaces and tabs.
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
@@ -50,8 +52,14 @@ def require_json(content_type: str | None) -> None:
 
 
 def is_json(content_type: str | None) -> bool:
-    """Whether a media type is ``application/json`` or a ``+json`` type."""
+    """Whether a media type is ``application/json`` or a ``+json`` type.
+
+    Only one media type counts (RFC 9110 section 8.3.1): a list of them, such
+    as ``text/plain, application/problem+json``, is none.
+    """
     media = (content_type or "").split(";", 1)[0].strip().lower()
+    if not _MEDIA_TYPE.fullmatch(media):
+        return False
     return media == "application/json" or media.endswith("+json")
 
 

@@ -23,6 +23,11 @@ def _answer(body: bytes, *headers: tuple[str, str]) -> UpstreamResponse:
         ("text/plain", False),
         ("application/jsonp", False),
         (None, False),
+        # A list of media types is none of them (RFC 9110 section 8.3.1).
+        ("text/plain, application/problem+json", False),
+        ("application/json, text/plain", False),
+        ("application /json", False),
+        ("+json", False),
     ],
 )
 def test_is_json(content_type: str | None, expected: bool) -> None:
