@@ -240,7 +240,9 @@ class MessageLog:
         self._closing = True
         self._wakeup.set()
         self._full.set()
-        await self._writer
+        # Shielded: a close() cancelled here leaves the writer to answer its
+        # batch, and a later close() finishes the work.
+        await asyncio.shield(self._writer)
         tasks = [task for task in (self._recovery, self._sealer) if task is not None]
         self._recovery = self._sealer = None
         for task in tasks:

@@ -442,9 +442,12 @@ class PostgresLogStore(PagedReads):
         if self._pool is None:
             raise StoreError("not_open")
         if self._writer is None or self._writer.is_closed():
-            self._writer = await asyncpg.connect(
-                self._dsn, server_settings=self._settings()
-            )
+            conn = await asyncpg.connect(self._dsn, server_settings=self._settings())
+            if self._pool is None:
+                # Closed while connecting: the store writes nothing more.
+                await conn.close()
+                raise StoreError("not_open")
+            self._writer = conn
         return self._writer
 
     @contextlib.asynccontextmanager
