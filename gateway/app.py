@@ -170,17 +170,18 @@ def app_from_env() -> MediatorApp:
 
 
 def worker_count() -> int:
-    """How many processes serve this node: ``MEDIATOR_WORKERS``, else 1, or 2 in a
-    process that a multiprocessing parent (uvicorn's supervisor) started.
+    """How many processes serve this node: ``MEDIATOR_WORKERS`` (default 1), and
+    at least 2 in a process that a multiprocessing parent (uvicorn's
+    supervisor) started.
 
     :raises ConfigError: ``MEDIATOR_WORKERS`` is not a whole number from 1.
     """
-    declared = os.environ.get("MEDIATOR_WORKERS", "").strip()
-    if not declared:
-        return 1 if multiprocessing.parent_process() is None else 2
-    if not declared.isdigit() or int(declared) < 1:
+    declared = os.environ.get("MEDIATOR_WORKERS", "").strip() or "1"
+    if not (declared.isascii() and declared.isdigit()) or int(declared) < 1:
         raise ConfigError("MEDIATOR_WORKERS", "must be a whole number from 1")
-    return int(declared)
+    # A process a supervisor started has siblings, whatever the variable says.
+    supervised = multiprocessing.parent_process() is not None
+    return max(int(declared), 2 if supervised else 1)
 
 
 def app_for_node(node: Node) -> MediatorApp:

@@ -22,7 +22,7 @@ def test_the_declared_worker_count_is_read(
     assert worker_count() == count
 
 
-@pytest.mark.parametrize("declared", ["0", "-1", "two", "1.5"])
+@pytest.mark.parametrize("declared", ["0", "-1", "two", "1.5", "\u00b2", "\u0661"])
 def test_a_worker_count_that_is_not_one_or_more_is_refused(
     monkeypatch: pytest.MonkeyPatch, declared: str
 ) -> None:
@@ -32,13 +32,15 @@ def test_a_worker_count_that_is_not_one_or_more_is_refused(
         worker_count()
 
 
+@pytest.mark.parametrize(("declared", "count"), [("", 2), ("1", 2), ("4", 4)])
 def test_a_process_a_supervisor_started_counts_as_one_of_several(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, declared: str, count: int
 ) -> None:
-    monkeypatch.delenv("MEDIATOR_WORKERS", raising=False)
+    # A leftover MEDIATOR_WORKERS=1 must not hide the siblings.
+    monkeypatch.setenv("MEDIATOR_WORKERS", declared)
     monkeypatch.setattr(multiprocessing, "parent_process", object)
 
-    assert worker_count() == 2
+    assert worker_count() == count
 
 
 def test_workers_of_a_node_without_redis_do_not_start(
