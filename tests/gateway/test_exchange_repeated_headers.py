@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.identifiers import ClientId
 from tests.gateway.conftest import KANYASHREE, SABOOJSATHI, Harness
-from tests.gateway.hostile.support import STUDENTS, Reply, asgi, auth_headers
+from tests.gateway.hostile.support import STUDENTS, send_fields
 
 pytestmark = pytest.mark.anyio
 
 ROSTER = f"/{STUDENTS}/roster/19999999999"
 VERIFY = f"/{STUDENTS}/verify-enrolment"
-
-
-async def _request(
-    harness: Harness,
-    client: ClientId,
-    method: str,
-    path: str,
-    fields: list[tuple[str, str]],
-) -> Reply:
-    """``fields`` after the credentials, each kept as written (name case too)."""
-    headers = list(auth_headers(harness, client).items())
-    headers.append(("host", harness.demo.mediator_url.removeprefix("http://")))
-    body = b'{"student_id": "WB20190000001"}' if method == "POST" else b""
-    if body:
-        headers.append(("content-length", str(len(body))))
-    return await asgi(harness, method, f"/r1{path}".encode(), headers + fields, body)
 
 
 async def _only_record(harness: Harness) -> dict[str, object]:
@@ -40,7 +23,7 @@ async def test_one_purpose_in_any_case_of_its_name_is_forwarded(
 ) -> None:
     fields = [("X-ROAD-purpose", "saboojsathi-roster")]
 
-    response = await _request(harness, SABOOJSATHI, "GET", ROSTER, fields)
+    response = await send_fields(harness, SABOOJSATHI, "GET", ROSTER, fields)
 
     record = await _only_record(harness)
     assert record["upstream_called"] is True
@@ -60,7 +43,7 @@ async def test_one_purpose_in_any_case_of_its_name_is_forwarded(
 async def test_a_purpose_repeated_in_any_form_is_invalid_header(
     harness: Harness, fields: list[tuple[str, str]]
 ) -> None:
-    response = await _request(harness, SABOOJSATHI, "GET", ROSTER, fields)
+    response = await send_fields(harness, SABOOJSATHI, "GET", ROSTER, fields)
 
     assert response.status_code == 400
     assert response.headers["x-road-error"] == "Client.invalid_header"
@@ -82,7 +65,7 @@ async def test_a_comma_joined_purpose_is_not_read_as_one_of_its_parts(
 ) -> None:
     fields = [("x-road-purpose", joined)]
 
-    response = await _request(harness, SABOOJSATHI, "GET", ROSTER, fields)
+    response = await send_fields(harness, SABOOJSATHI, "GET", ROSTER, fields)
 
     record = await _only_record(harness)
     assert record["upstream_called"] is False
@@ -104,7 +87,7 @@ async def test_a_content_type_repeated_in_any_form_is_invalid_header(
 ) -> None:
     purpose = [("x-road-purpose", "kanyashree-eligibility")]
 
-    response = await _request(harness, KANYASHREE, "POST", VERIFY, purpose + fields)
+    response = await send_fields(harness, KANYASHREE, "POST", VERIFY, purpose + fields)
 
     assert response.status_code == 400
     assert response.headers["x-road-error"] == "Client.invalid_header"
@@ -121,7 +104,7 @@ async def test_a_comma_joined_content_type_is_not_taken_for_json(
         ("content-type", "text/plain, application/json"),
     ]
 
-    response = await _request(harness, KANYASHREE, "POST", VERIFY, fields)
+    response = await send_fields(harness, KANYASHREE, "POST", VERIFY, fields)
 
     record = await _only_record(harness)
     assert 400 <= response.status_code < 500

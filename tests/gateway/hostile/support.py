@@ -73,6 +73,24 @@ async def send(
     )
 
 
+async def send_fields(
+    harness: Harness,
+    client: ClientId,
+    method: str,
+    path: str,
+    fields: list[tuple[str, str]],
+) -> Reply:
+    """One request to ``/r1{path}`` with ``fields`` after the client's credentials,
+    each kept as written (repeated names and name case too); a POST carries a
+    small JSON body."""
+    headers = list(auth_headers(harness, client).items())
+    headers.append(("host", harness.demo.mediator_url.removeprefix("http://")))
+    body = b'{"student_id": "WB20190000001"}' if method == "POST" else b""
+    if body:
+        headers.append(("content-length", str(len(body))))
+    return await asgi(harness, method, f"/r1{path}".encode(), headers + fields, body)
+
+
 async def asgi(
     harness: Harness,
     method: str,

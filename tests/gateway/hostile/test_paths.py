@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.identifiers import ClientId
 from tests.gateway.conftest import KANYASHREE, SABOOJSATHI, Harness
 from tests.gateway.hostile.support import (
     SCHOOLS,
     STUDENTS,
     Reply,
-    asgi,
-    auth_headers,
     send,
+    send_fields,
 )
 
 pytestmark = pytest.mark.anyio
@@ -149,7 +147,7 @@ async def test_a_repeated_purpose_is_invalid_header(
 ) -> None:
     fields = [("x-road-purpose", purpose) for purpose in purposes]
 
-    response = await _with_headers(
+    response = await send_fields(
         harness, SABOOJSATHI, "GET", f"/{STUDENTS}/roster/19999999999", fields
     )
 
@@ -163,27 +161,11 @@ async def test_a_repeated_content_type_is_invalid_header(harness: Harness) -> No
         ("content-type", "text/plain"),
     ]
 
-    response = await _with_headers(
+    response = await send_fields(
         harness, KANYASHREE, "POST", f"/{STUDENTS}/verify-enrolment", fields
     )
 
     await _refused_as_repeated(harness, response, "content-type")
-
-
-async def _with_headers(
-    harness: Harness,
-    client: ClientId,
-    method: str,
-    path: str,
-    fields: list[tuple[str, str]],
-) -> Reply:
-    """``fields`` after the client's credentials, repeated names kept apart."""
-    headers = list(auth_headers(harness, client).items())
-    headers.append(("host", harness.demo.mediator_url.removeprefix("http://")))
-    body = b'{"student_id": "WB20190000001"}' if method == "POST" else b""
-    if body:
-        headers.append(("content-length", str(len(body))))
-    return await asgi(harness, method, f"/r1{path}".encode(), headers + fields, body)
 
 
 async def _refused_as_repeated(harness: Harness, response: Reply, name: str) -> None:
