@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import jwt
+from jwt.algorithms import get_default_algorithms
 from jwt.exceptions import PyJWTError
 
 from gateway.directory import ALLOWED_ALGORITHMS, Directory, RegisteredKey
@@ -62,7 +63,12 @@ _SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 _MAX_JTI: Final = 128
 _MAX_FACT: Final = 64
 _MAX_JSON_DEPTH: Final = 8
-_JWS: Final = jwt.PyJWS(options={"verify_signature": True})
+#: pyjwt's implementations of the algorithms a registered key may have.
+_ALGORITHMS: Final = {
+    name: algorithm
+    for name, algorithm in get_default_algorithms().items()
+    if name in ALLOWED_ALGORITHMS
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +290,7 @@ def _verify_signature(segments: list[str], key: RegisteredKey) -> None:
     if signature is None:
         raise _invalid("malformed_token")
     try:
-        algorithm = _JWS.get_algorithm_by_name(key.algorithm)
+        algorithm = _ALGORITHMS[key.algorithm]
         public_key = algorithm.prepare_key(key.key)
         if algorithm.check_key_length(public_key):
             raise _invalid("key_too_short")
