@@ -50,9 +50,12 @@ def command(
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
     listen = deployment.settings.listen
-    options = server_options()
-    options.update(host=host or listen.host, lifespan="on")
-    options["port"] = port if port is not None else listen.port
+    options = {
+        **server_options(),
+        "host": host or listen.host,
+        "port": port if port is not None else listen.port,
+        "lifespan": "on",
+    }
     if workers == 1:
         app = create_app(deployment, reload_on_sighup=True, freeze_gc=True)
         uvicorn.run(app, **options)
