@@ -36,12 +36,11 @@ from typing import Any
 
 import asyncpg
 
+from gateway.msglog import pgsql
 from gateway.msglog.checkpoint import Checkpoint
 from gateway.msglog.records import SealedRecord
 from gateway.msglog.store import (
     CHUNK,
-    RECORD_COLUMNS,
-    RECORD_INDEXES,
     SELECT_ARCHIVES,
     SELECT_RECORDS,
     SELECT_TAIL,
@@ -63,105 +62,6 @@ from gateway.msglog.store import (
 
 _PROBE_TIMEOUT_S = 1.0
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-_DDL = f"""
-CREATE TABLE IF NOT EXISTS records (
-    seq          BIGINT PRIMARY KEY,
-    hash         TEXT NOT NULL,
-    leaf_hash    BYTEA NOT NULL,
-    canonical    BYTEA NOT NULL,
-    ts           DOUBLE PRECISION NOT NULL,
-    message_id   TEXT NOT NULL,
-    client_id    TEXT,
-    service_id   TEXT,
-    decision     TEXT NOT NULL,
-    subject_hash TEXT
-);
-{RECORD_INDEXES}CREATE TABLE IF NOT EXISTS checkpoints (
-    number      BIGSERIAL PRIMARY KEY,
-    tree_size   BIGINT NOT NULL,
-    body        BYTEA NOT NULL
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    height      INTEGER NOT NULL,
-    idx         BIGINT NOT NULL,
-    hash        BYTEA NOT NULL,
-    PRIMARY KEY (height, idx)
-);
-CREATE TABLE IF NOT EXISTS bodies (
-    seq         BIGINT PRIMARY KEY,
-    entries     BYTEA NOT NULL
-);
-CREATE TABLE IF NOT EXISTS body_keys (
-    label       TEXT PRIMARY KEY,
-    envelope    BYTEA NOT NULL
-);
-CREATE TABLE IF NOT EXISTS archived_leaves (
-    seq         BIGINT PRIMARY KEY,
-    hash        TEXT NOT NULL,
-    leaf_hash   BYTEA NOT NULL,
-    message_id  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS archived_leaves_message_id
-    ON archived_leaves (message_id);
-CREATE TABLE IF NOT EXISTS archives (
-    name        TEXT NOT NULL,
-    period      TEXT NOT NULL,
-    period_end  DOUBLE PRECISION NOT NULL,
-    first_seq   BIGINT PRIMARY KEY,
-    end_seq     BIGINT NOT NULL,
-    tree_size   BIGINT NOT NULL,
-    sha256      TEXT NOT NULL,
-    created     DOUBLE PRECISION NOT NULL
-);
-"""
-
-_SAVE_NODES = """
-INSERT INTO nodes (height, idx, hash)
-SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])
-ON CONFLICT DO NOTHING
-"""
-_READ_NODES = """
-SELECT n.height, n.idx, n.hash FROM nodes n
-JOIN unnest($1::integer[], $2::bigint[]) AS k(height, idx)
-  ON n.height = k.height AND n.idx = k.idx
-"""
-_READ_LEAVES = (
-    "SELECT seq, leaf_hash FROM archived_leaves WHERE seq = ANY($1::bigint[]) "
-    "UNION ALL SELECT seq, leaf_hash FROM records WHERE seq = ANY($1::bigint[])"
-)
-_ARCHIVED_SIZE = "SELECT max(seq) FROM archived_leaves"
-_KEEP_ARCHIVED = (
-    "INSERT INTO archived_leaves (seq, hash, leaf_hash, message_id) "
-    "SELECT seq, hash, leaf_hash, message_id FROM records WHERE seq >= $1 AND seq < $2"
-)
-_ARCHIVED_MESSAGE = (
-    "SELECT l.seq, a.name FROM archived_leaves AS l JOIN archives AS a "
-    "ON l.seq >= a.first_seq AND l.seq < a.end_seq "
-    "WHERE l.message_id = $1 ORDER BY l.seq"
-)
-_INSERT_ARCHIVE = (
-    "INSERT INTO archives (name, period, period_end, first_seq, end_seq, "
-    "tree_size, sha256, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-)
-
-# The column names are the module's own constants, never input.
-_INSERT_RECORDS = (
-    f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608
-    "$1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::float8[], "
-    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[])"
-)
-_INSERT_BODIES = (
-    "INSERT INTO bodies (seq, entries) SELECT * FROM unnest($1::bigint[], $2::bytea[])"
-)
-#: The writers' transaction lock, taken as the transaction begins (one round
-#: trip, in the simple protocol: the key is the store's own integer). Unflushed,
-#: the transaction also commits before its WAL is flushed (``SET LOCAL``).
-_BEGIN_LOCKED = "BEGIN; SELECT pg_advisory_xact_lock({key})"
-_BEGIN_LOCKED_UNFLUSHED = (
-    "BEGIN; SELECT set_config('synchronous_commit', 'off', true), "
-    "pg_advisory_xact_lock({key})"
-)
 
 #: ``InternalClientError``: a kept connection the server has ended can refuse a
 #: query before the client has noticed that it is closed.
@@ -216,7 +116,7 @@ class PostgresLogStore(PagedReads):
             )
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", self._key("ddl"))
-                await conn.execute(_DDL)
+                await conn.execute(pgsql.DDL)
 
     async def close(self) -> None:
         """Give up the sealer role and close every connection."""
@@ -303,7 +203,7 @@ class PostgresLogStore(PagedReads):
     async def tail(self) -> LogTail:
         """The record count (highest committed seq + 1) and the last hash."""
         async with _translate("tail"), self._conn() as conn:
-            return _tail(await conn.fetchrow(_TAIL))
+            return _tail(await conn.fetchrow(SELECT_TAIL))
 
     async def get_range(self, start: int, stop: int) -> list[StoredRecord]:
         """The records with ``start <= seq < stop``."""
@@ -361,7 +261,7 @@ class PostgresLogStore(PagedReads):
             return
         heights, indexes, hashes = (list(column) for column in zip(*nodes, strict=True))
         async with _translate("save_nodes"), self._conn() as conn:
-            await conn.execute(_SAVE_NODES, heights, indexes, hashes)
+            await conn.execute(pgsql.SAVE_NODES, heights, indexes, hashes)
 
     async def read_nodes(
         self, keys: Sequence[tuple[int, int]]
@@ -372,12 +272,12 @@ class PostgresLogStore(PagedReads):
         found: dict[tuple[int, int], bytes] = {}
         async with _translate("read_nodes"), self._conn() as conn:
             if leaves:
-                for row in await conn.fetch(_READ_LEAVES, leaves):
+                for row in await conn.fetch(pgsql.READ_LEAVES, leaves):
                     found[(0, int(row[0]))] = bytes(row[1])
             if inner:
                 heights = [height for height, _ in inner]
                 indexes = [index for _, index in inner]
-                for row in await conn.fetch(_READ_NODES, heights, indexes):
+                for row in await conn.fetch(pgsql.READ_NODES, heights, indexes):
                     found[(int(row[0]), int(row[1]))] = bytes(row[2])
         return found
 
@@ -404,7 +304,7 @@ class PostgresLogStore(PagedReads):
     async def archived_size(self) -> int:
         """The number of archived records."""
         async with _translate("read_archived"), self._conn() as conn:
-            last = await conn.fetchval(_ARCHIVED_SIZE)
+            last = await conn.fetchval(pgsql.ARCHIVED_SIZE)
         return 0 if last is None else int(last) + 1
 
     async def archives(self) -> list[ArchiveEntry]:
@@ -416,7 +316,7 @@ class PostgresLogStore(PagedReads):
     async def archived_message(self, message_id: str) -> list[tuple[int, str]]:
         """The seq and archive file of each archived record of ``message_id``."""
         async with _translate("read_archived"), self._conn() as conn:
-            rows = await conn.fetch(_ARCHIVED_MESSAGE, message_id)
+            rows = await conn.fetch(pgsql.ARCHIVED_MESSAGE, message_id)
         return [(int(row[0]), str(row[1])) for row in rows]
 
     async def prune(self, entry: ArchiveEntry) -> None:
@@ -424,17 +324,17 @@ class PostgresLogStore(PagedReads):
         span = (entry.first_seq, entry.end_seq)
         async with _translate("prune"), self._conn() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self._key("write"))
-            last = await conn.fetchval(_ARCHIVED_SIZE)
+            last = await conn.fetchval(pgsql.ARCHIVED_SIZE)
             if (0 if last is None else int(last) + 1) != entry.first_seq:
                 raise StoreError("prune_not_at_start")
-            moved = await conn.execute(_KEEP_ARCHIVED, *span)
+            moved = await conn.execute(pgsql.KEEP_ARCHIVED, *span)
             if moved != f"INSERT 0 {entry.end_seq - entry.first_seq}":
                 raise StoreError("prune_not_contiguous")
             await conn.execute("DELETE FROM bodies WHERE seq >= $1 AND seq < $2", *span)
             await conn.execute(
                 "DELETE FROM records WHERE seq >= $1 AND seq < $2", *span
             )
-            await conn.execute(_INSERT_ARCHIVE, *archive_columns(entry))
+            await conn.execute(pgsql.INSERT_ARCHIVE, *archive_columns(entry))
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -477,21 +377,18 @@ class PostgresLogStore(PagedReads):
         return int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
 
 
-_TAIL = SELECT_TAIL
-
-
 async def _append(
     conn: asyncpg.Connection, seal: SealFn, key: int, *, flush: bool
 ) -> list[SealedRecord]:
     """One batch in one transaction: lock, read the tail, seal after it, insert."""
-    begin = _BEGIN_LOCKED if flush else _BEGIN_LOCKED_UNFLUSHED
+    begin = pgsql.BEGIN_LOCKED if flush else pgsql.BEGIN_LOCKED_UNFLUSHED
     await conn.execute(begin.format(key=int(key)))
-    rows = seal(_tail(await conn.fetchrow(_TAIL)))
+    rows = seal(_tail(await conn.fetchrow(SELECT_TAIL)))
     if rows:
-        await conn.execute(_INSERT_RECORDS, *zip(*map(columns, rows), strict=True))
+        await conn.execute(pgsql.INSERT_RECORDS, *zip(*map(columns, rows), strict=True))
         bodies = [(r.seq, r.bodies) for r in rows if r.bodies is not None]
         if bodies:
-            await conn.execute(_INSERT_BODIES, *zip(*bodies, strict=True))
+            await conn.execute(pgsql.INSERT_BODIES, *zip(*bodies, strict=True))
     await conn.execute("COMMIT")
     return rows
 

@@ -11,12 +11,7 @@ import pytest
 
 from gateway.msglog import KeySigner, MessageLog, load_jwks, verify_log
 from gateway.msglog.checkpoint import make_checkpoint
-from gateway.msglog.postgres import (
-    _BEGIN_LOCKED,
-    _BEGIN_LOCKED_UNFLUSHED,
-    PostgresLogStore,
-    _append,
-)
+from gateway.msglog.postgres import PostgresLogStore, _append
 from gateway.msglog.records import SealedRecord, seal
 from gateway.msglog.store import SELECT_TAIL, LogTail, StoreError
 from tests.gateway.msglog.conftest import Backend, make_record
@@ -293,21 +288,3 @@ class _Recorder:
     async def fetchrow(self, sql: str) -> tuple[int, str]:
         self.statements.append(sql)
         return (4, "ab" * 32)
-
-
-@pytest.mark.parametrize("key", [-(2**63), 2**63 - 1, 0])
-async def test_the_writers_lock_takes_every_64_bit_key(
-    postgres_dsn: str, key: int
-) -> None:
-    conn = await asyncpg.connect(postgres_dsn)
-    try:
-        for begin in (_BEGIN_LOCKED, _BEGIN_LOCKED_UNFLUSHED):
-            await conn.execute(begin.format(key=key))
-            held = await conn.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                "AND pid = pg_backend_pid()"
-            )
-            await conn.execute("ROLLBACK")
-            assert held == 1
-    finally:
-        await conn.close()
