@@ -33,16 +33,16 @@ import anyio
 from gateway.errors import NodeError, Reason
 from gateway.identifiers import ClientId
 from policies import consentdb
-from policies.consentdb import (
+from policies.consentdb import grant_many_sync
+from policies.consentgrant import GrantApi
+from policies.consentpg import PostgresConsentStore
+from policies.consentrecords import (
     ConsentError,
     ConsentRecord,
     ConsentRevision,
     GrantedBy,
-    grant_many_sync,
     is_student_id,
 )
-from policies.consentgrant import GrantApi
-from policies.consentpg import PostgresConsentStore
 from policies.consentsign import RevisionSigner
 from policies.purposes import Purpose
 

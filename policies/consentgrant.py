@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.identifiers import ClientId
-from policies.consentdb import ConsentRecord
+from policies.consentrecords import ConsentRecord
 from policies.consentsign import RevisionSigner
 from policies.purposes import Purpose
 

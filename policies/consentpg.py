@@ -28,20 +28,17 @@ import asyncpg
 
 from gateway.errors import NodeError, Reason
 from gateway.identifiers import ClientId
-from policies.consentdb import (
-    CONSENT_COLUMNS,
+from policies.consentdb import CONSENT_COLUMNS, record_of, revision_row, row_of
+from policies.consentgrant import GrantApi
+from policies.consentrecords import (
     GENESIS,
     ConsentError,
     ConsentRecord,
     ConsentRevision,
     history_verifies,
     new_record,
-    record_of,
-    revision_row,
-    row_of,
     seal_revision,
 )
-from policies.consentgrant import GrantApi
 from policies.consentsign import RevisionSigner
 from policies.purposes import Purpose
 
