@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -84,6 +85,19 @@ def test_two_workers_refuse_a_replay_and_apply_the_node_s_limits(
 ) -> None:
     demo = prepare(tmp_path / "deployment", registry_db=registry_db)
     _use_postgres_log_and_a_short_uri_limit(demo, log_database)
+    with _two_workers(demo, redis_url):
+        # Each call a new connection, so that both workers take some of them.
+        pairs = [_twice(demo) for _ in range(6)]
+        long_target = httpx.get(f"{demo.mediator_url}{ROSTER}/{'a' * 600}")
+
+    assert pairs == [(200, 401)] * 6
+    assert long_target.status_code == 414
+    assert long_target.headers["x-road-error"].endswith(".uri_too_long")
+
+
+@contextmanager
+def _two_workers(demo: DemoDeployment, redis_url: str) -> Iterator[None]:
+    """The registry and ``mediator serve --workers 2`` on Redis, for the block."""
     (demo.root / "logs").mkdir(exist_ok=True)
     registry = spawn_registry(demo)
     mediator = spawn_mediator(
@@ -92,16 +106,10 @@ def test_two_workers_refuse_a_replay_and_apply_the_node_s_limits(
     try:
         wait_ready(f"{demo.registry_url}/api/openapi.json", registry, "registry")
         wait_ready(f"{demo.mediator_url}/admin/health", mediator, "mediator")
-        # Each call a new connection, so that both workers take some of them.
-        pairs = [_twice(demo) for _ in range(6)]
-        long_target = httpx.get(f"{demo.mediator_url}{ROSTER}/{'a' * 600}")
+        yield
     finally:
         stop(mediator, "mediator")
         stop(registry, "registry")
-
-    assert pairs == [(200, 401)] * 6
-    assert long_target.status_code == 414
-    assert long_target.headers["x-road-error"].endswith(".uri_too_long")
 
 
 def _twice(demo: DemoDeployment) -> tuple[int, int]:
@@ -190,18 +198,8 @@ def test_workers_refuse_a_fragment_and_smuggling_as_the_node_does(
 ) -> None:
     demo = prepare(tmp_path / "deployment", registry_db=registry_db)
     _use_postgres_log_and_a_short_uri_limit(demo, log_database)
-    (demo.root / "logs").mkdir(exist_ok=True)
-    registry = spawn_registry(demo)
-    mediator = spawn_mediator(
-        demo, options=["--workers", "2"], environ={"MEDIATOR_REDIS_URL": redis_url}
-    )
-    try:
-        wait_ready(f"{demo.registry_url}/api/openapi.json", registry, "registry")
-        wait_ready(f"{demo.mediator_url}/admin/health", mediator, "mediator")
+    with _two_workers(demo, redis_url):
         _assert_node_refusals(demo)
-    finally:
-        stop(mediator, "mediator")
-        stop(registry, "registry")
 
 
 @pytest.mark.sockets

@@ -193,3 +193,32 @@ async def build_dated_log(
         }
         await log.append(record, bodies=(request, response) if bodies else None)
     await log.close()
+
+
+@pytest.fixture
+async def pg(postgres_dsn: str, db_path: Path) -> AsyncIterator[Backend]:
+    """A log in a fresh PostgreSQL schema; dropped after the test."""
+    backend = Backend("postgres", db_path, postgres_dsn)
+    try:
+        yield backend
+    finally:
+        await backend.drop()
+
+
+@pytest.fixture
+async def other_pg(postgres_dsn: str, db_path: Path) -> AsyncIterator[Backend]:
+    """A second log, in a schema of its own."""
+    backend = Backend("postgres", db_path, postgres_dsn)
+    try:
+        yield backend
+    finally:
+        await backend.drop()
+
+
+async def terminate_backend(admin_dsn: str, pid: int) -> None:
+    """End one server session, as an operator or a crash would."""
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()

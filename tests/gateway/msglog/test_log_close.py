@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +97,6 @@ async def test_an_append_in_a_write_cut_by_a_cancelled_close_is_answered(
 
 
 # -- the sealer's role across nodes (PostgreSQL) ----------------------------------
-
-
-@pytest.fixture
-async def pg(postgres_dsn: str, db_path: Path) -> AsyncIterator[Backend]:
-    backend = Backend("postgres", db_path, postgres_dsn)
-    try:
-        yield backend
-    finally:
-        await backend.drop()
 
 
 async def _checkpoint_by(store: PostgresLogStore, origin: str, size: int) -> None:

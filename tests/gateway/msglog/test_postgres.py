@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
@@ -14,18 +13,9 @@ from gateway.msglog.checkpoint import make_checkpoint
 from gateway.msglog.postgres import PostgresLogStore, _append
 from gateway.msglog.records import SealedRecord, seal
 from gateway.msglog.store import SELECT_TAIL, LogTail, StoreError
-from tests.gateway.msglog.conftest import Backend, make_record
+from tests.gateway.msglog.conftest import Backend, make_record, terminate_backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
-
-
-@pytest.fixture
-async def pg(postgres_dsn: str, db_path: Path) -> Any:
-    backend = Backend("postgres", db_path, postgres_dsn)
-    try:
-        yield backend
-    finally:
-        await backend.drop()
 
 
 async def test_two_nodes_write_one_contiguous_verifiable_log(
@@ -177,11 +167,7 @@ async def test_a_kept_connection_the_server_ended_is_replaced(
     assert not await second.claim_sealer()
     assert second._candidate is not None
     ended_pid = second._candidate.get_server_pid()
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute("SELECT pg_terminate_backend($1)", ended_pid)
-    finally:
-        await admin.close()
+    await terminate_backend(postgres_dsn, ended_pid)
     outcomes: list[bool | None] = []
     for _ in range(2):
         try:
@@ -239,11 +225,7 @@ async def test_a_writer_connection_the_server_ended_is_replaced(
     await store.append_sealing(_seal_after)
     assert store._writer is not None
     first_pid = store._writer.get_server_pid()
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute("SELECT pg_terminate_backend($1)", first_pid)
-    finally:
-        await admin.close()
+    await terminate_backend(postgres_dsn, first_pid)
     outcomes = []
     for _ in range(3):
         try:

@@ -6,8 +6,7 @@ import asyncio
 import dataclasses
 import hashlib
 import random
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, cast
 
 import asyncpg
@@ -25,24 +24,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 #: A bound on waits for another writer, so that a lock left held fails the test
 #: rather than hanging it; never reached when the lock is free.
 STUCK_S = 15.0
-
-
-@pytest.fixture
-async def pg(postgres_dsn: str, db_path: Path) -> AsyncIterator[Backend]:
-    backend = Backend("postgres", db_path, postgres_dsn)
-    try:
-        yield backend
-    finally:
-        await backend.drop()
-
-
-@pytest.fixture
-async def other_pg(postgres_dsn: str, db_path: Path) -> AsyncIterator[Backend]:
-    backend = Backend("postgres", db_path, postgres_dsn)
-    try:
-        yield backend
-    finally:
-        await backend.drop()
 
 
 def sealing(
