@@ -10,10 +10,13 @@ Kanyashree ``POST /verify-enrolment`` with consent) answer 200 with the same bod
 
 The steps and their stand-ins:
 
-- ``authenticate``  ``ClientAuthenticator.authenticate``: the bench client
-  (Kanyashree) without reading the token: no JWT check, no replay check;
-- ``replay``        ``first_use`` of both replay caches: always the first use;
-- ``throttle``      ``Throttle.hit`` and ``Throttle.in_flight``: count nothing;
+- ``authenticate``  ``ClientAuthenticator.authenticate`` and ``verify``: the bench
+  client (Kanyashree) without reading the token: no JWT check, no replay check
+  (``Admission`` records no use, and still counts the rate);
+- ``replay``        ``first_use`` of both replay caches: always the first use
+  (``Admission`` only counts the rate, also where Redis would do both at once);
+- ``throttle``      ``Throttle.hit`` and ``Throttle.in_flight``: count nothing
+  (``Admission`` only records the token's use);
 - ``consent``       ``ExchangePipeline._consent``: no subject hash, no lookup;
 - ``sign``          ``sign_request`` as the pipeline calls it: constant headers
   (the registry stub does not verify the node's request signature);
@@ -38,9 +41,11 @@ from typing import Any, Final
 
 import gateway.app
 import gateway.exchange
-from gateway.auth import AuthenticatedClient, ClientAuthenticator
+from gateway.admission import Admission
+from gateway.auth import AuthenticatedClient, ClientAuthenticator, TokenUse
 from gateway.demo.traffic import KANYASHREE
 from gateway.exchange import ExchangePipeline
+from gateway.identifiers import ClientId, ServiceId
 from gateway.msglog.log import MessageLog, Receipt
 from gateway.operations import Operations
 from gateway.replay import MemoryReplayCache, RedisReplayCache
@@ -73,6 +78,7 @@ SIGNATURE_HEADERS: Final[Mapping[str, str]] = MappingProxyType(
 _CLIENT: Final = AuthenticatedClient(
     KANYASHREE, kid=KID, jti_hash="0" * 64, expires_at=2**31 - 1
 )
+_USE: Final = TokenUse(str(KANYASHREE), "stepoff", 1)
 _RECEIPT: Final = Receipt(seq=0, hash="0" * 64, leaf_hash=b"\0" * 32)
 _VERIFIED: Final = VerifiedSignature(
     kid=KID, algorithm="ed25519", created=0, nonce=None
@@ -83,6 +89,30 @@ async def _unchecked_client(
     _self: ClientAuthenticator, _authorization: str | None
 ) -> AuthenticatedClient:
     return _CLIENT
+
+
+async def _unchecked_verify(
+    _self: ClientAuthenticator, _authorization: str | None
+) -> tuple[AuthenticatedClient, TokenUse]:
+    return _CLIENT, _USE
+
+
+async def _no_use(_self: Admission, _use: TokenUse) -> None:
+    return None
+
+
+async def _count_only(
+    self: Admission,
+    _use: TokenUse,
+    client: ClientId,
+    service: ServiceId,
+    rate: str | None,
+) -> None:
+    await self.throttle.hit(client, service, rate)
+
+
+async def _use_only(self: Admission, use: TokenUse, *_args: object) -> None:
+    await self.spend(use)
 
 
 async def _always_first(
@@ -145,15 +175,21 @@ def _logline() -> list[Patch]:
 
 _PATCHES: Final[dict[str, Callable[[], list[Patch]]]] = {
     "authenticate": lambda: [
-        Patch(ClientAuthenticator, "authenticate", _unchecked_client)
+        Patch(ClientAuthenticator, "authenticate", _unchecked_client),
+        Patch(ClientAuthenticator, "verify", _unchecked_verify),
+        Patch(Admission, "spend", _no_use),
+        Patch(Admission, "admit", _count_only),
     ],
     "replay": lambda: [
         Patch(MemoryReplayCache, "first_use", _always_first),
         Patch(RedisReplayCache, "first_use", _always_first),
+        Patch(Admission, "spend", _no_use),
+        Patch(Admission, "admit", _count_only),
     ],
     "throttle": lambda: [
         Patch(Throttle, "hit", _no_count),
         Patch(Throttle, "in_flight", _no_slot),
+        Patch(Admission, "admit", _use_only),
     ],
     "consent": lambda: [Patch(ExchangePipeline, "_consent", _no_consent)],
     "sign": lambda: [Patch(gateway.exchange, "sign_request", _unsigned)],

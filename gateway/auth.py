@@ -18,6 +18,11 @@ The checks run as numbered steps and stop at the first failure:
    leeway, a lifetime within policy, and a ``jti``;
 6. replay: the ``jti`` is used once per issuer, recorded only after all of the above.
 
+:meth:`ClientAuthenticator.authenticate` runs all six. An exchange runs 1-5 with
+:meth:`~ClientAuthenticator.verify` and records the use later, in the same
+Redis round trip as its rate limit (:mod:`gateway.exchange`), but always before
+it acts on the request or refuses it for a later reason.
+
 Errors carry a wire reason and a finer ``log_reason``; neither ever contains the
 token, a claim value or a library's exception text.
 """
@@ -32,7 +37,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import jwt
@@ -79,6 +84,21 @@ class AuthenticatedClient:
     kid: str
     jti_hash: str
     expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUse:
+    """One use of a verified assertion, as the replay check records it: the
+    issuer, the token id (never logged) and how long it must be remembered."""
+
+    namespace: str
+    token_id: str = field(repr=False)
+    ttl_s: int
+
+
+def replayed() -> AuthenticationError:
+    """The error for an assertion used before (step 2)."""
+    return _reject(Reason.TOKEN_REPLAYED, "jti_replayed")
 
 
 class AssertionKey(Protocol):
@@ -137,6 +157,31 @@ class ClientAuthenticator:
             ``unknown_client``, with a finer ``log_reason``.
         :raises NodeError: ``replay_store_unavailable`` from the replay cache.
         """
+        verified, use = await self.verify(authorization)
+        await self.spend(use)
+        return verified
+
+    async def spend(self, use: TokenUse) -> None:
+        """Record the use of a verified assertion in the replay cache.
+
+        :raises AuthenticationError: ``token_replayed`` if it was used before.
+        :raises NodeError: ``replay_store_unavailable`` from the replay cache.
+        """
+        if not await self._replay.first_use(use.namespace, use.token_id, use.ttl_s):
+            raise replayed()
+
+    async def verify(
+        self, authorization: str | None
+    ) -> tuple[AuthenticatedClient, TokenUse]:
+        """Everything :meth:`authenticate` checks but replay, and the use to record.
+
+        The caller must :meth:`spend` the use (or record it with the rate limit,
+        :meth:`gateway.throttle.Throttle.first_use_and_hit`) before it acts on
+        the request or refuses it for any later reason.
+
+        :raises AuthenticationError: as :meth:`authenticate`, but never
+            ``token_replayed``.
+        """
         # Step 1 and 2: the header and the token's form, before any key is used.
         token = self._bearer_token(authorization)
         segments, header = _checked_form(token)
@@ -155,11 +200,14 @@ class ClientAuthenticator:
         now = self._clock()
         expires_at, jti = self._check_claims(payload, client, now)
 
-        # Step 6: replay, only for a token that passed everything else (C33 C).
+        # Step 6, replay, is the caller's: only for a token that passed
+        # everything else (C33 C).
         ttl = math.ceil(expires_at - now + self._settings.leeway_s)
-        if not await self._replay.first_use(str(client), jti, max(ttl, 1)):
-            raise _reject(Reason.TOKEN_REPLAYED, "jti_replayed")
-        return AuthenticatedClient(client, key.kid, token_digest(jti), int(expires_at))
+        use = TokenUse(str(client), jti, max(ttl, 1))
+        verified = AuthenticatedClient(
+            client, key.kid, token_digest(jti), int(expires_at)
+        )
+        return verified, use
 
     def _bearer_token(self, authorization: str | None) -> str:
         if not authorization:

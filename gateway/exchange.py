@@ -40,7 +40,8 @@ from typing import Any, Protocol
 
 from adapters import AdapterSet, EndpointAdapter
 from gateway import relay, wire
-from gateway.auth import ClientAuthenticator
+from gateway.admission import Admission
+from gateway.auth import AuthenticatedClient, ClientAuthenticator
 from gateway.clientip import allowed_from
 from gateway.directory import Directory, Service
 from gateway.errors import (
@@ -56,15 +57,15 @@ from gateway.framing import Headers
 from gateway.identifiers import ClientId
 from gateway.jsonbody import dump_json, parse_json
 from gateway.keyring import Keyring
-from gateway.paths import resolve
+from gateway.paths import Target, resolve
 from gateway.record import Decision, ExchangeRecord, sha256_hex
 from gateway.settings import NodeSettings
 from gateway.signing import request_hash, sign_request
 from gateway.subjects import SubjectHasher
-from gateway.throttle import Throttle
 from gateway.upstream import Upstream, UpstreamResponse, identity_body
 from gateway.verifying import verify_response
 from policies import Policies, check_consent, check_purpose, subject_of
+from policies.access import AccessMatch
 from policies.consent import ConsentBackend
 from policies.purposes import Purpose
 
@@ -130,7 +131,7 @@ class ExchangePipeline:
         policies: Policies,
         adapters: AdapterSet,
         authenticator: ClientAuthenticator,
-        throttle: Throttle,
+        admission: Admission,
         consents: ConsentBackend,
         keyring: Keyring,
         upstream: Upstream,
@@ -142,7 +143,7 @@ class ExchangePipeline:
         self._policies = policies
         self._adapters = adapters
         self._authenticator = authenticator
-        self._throttle = throttle
+        self._admission = admission
         self._consents = consents
         self._keyring = keyring
         self._upstream = upstream
@@ -151,34 +152,25 @@ class ExchangePipeline:
 
     async def run(self, request: Inbound, record: ExchangeRecord) -> Outbound:
         """Steps 2-10 for one framed request; raise MediatorError at the first."""
-        # Step 2: authenticate. Identity only from the verified assertion.
+        # Step 2: authenticate. Identity only from the verified assertion; its
+        # use is recorded with the rate limit in step 5, or before any refusal
+        # on the way there (gateway.admission).
         record.enter("authenticate")
-        client = await authenticate(self._authenticator, request.headers, record)
-
-        # Step 3: resolve the service and the endpoint, decoded once.
-        record.enter("resolve")
-        target = resolve(request.raw_path, request.query)
-        record.service_id, record.endpoint = str(target.service), target.endpoint
-        service = self._directory.service(target.service)
-        if service is None:
-            raise ResolutionError(Reason.UNKNOWN_SERVICE)
-
-        # Step 4: allow. Default deny, on the normalised endpoint only.
-        record.enter("allow")
-        allowed = self._policies.access.match(
-            client, target.service, request.method, target.endpoint
+        verified, use = await self._authenticator.verify(
+            request.headers.only(wire.AUTHORIZATION, Reason.INVALID_HEADER)
         )
+        client = verified.client_id
+        try:
+            target, service, allowed = self._route(request, verified, record)
+        except MediatorError:
+            await self._admission.spend(use)
+            raise
         rule = allowed.rule
-        record.rule_id = rule.id
-        if not allowed_from(request.client_ip, rule.source_ips):
-            raise AccessDeniedError(
-                Reason.ACCESS_DENIED, log_reason="source_ip_not_allowed"
-            )
 
         # Step 5: throttle, keyed by the authenticated client and the service.
         record.enter("throttle")
-        await self._throttle.hit(client, target.service, rule.rate)
-        async with self._throttle.in_flight(client):
+        await self._admission.admit(use, client, target.service, rule.rate)
+        async with self._admission.throttle.in_flight(client):
             # Step 6: purpose.
             record.enter("purpose")
             declared = request.headers.only(wire.PURPOSE, Reason.INVALID_HEADER)
@@ -212,6 +204,32 @@ class ExchangePipeline:
             payload = b""
         record.decision = Decision.FORWARDED
         return Outbound(response.status, headers, payload, signature)
+
+    def _route(
+        self, request: Inbound, verified: AuthenticatedClient, record: ExchangeRecord
+    ) -> tuple[Target, Service, AccessMatch]:
+        """The rest of step 2, and steps 3 and 4: the service and the rule."""
+        client = _claimed(verified, request.headers, record)
+
+        # Step 3: resolve the service and the endpoint, decoded once.
+        record.enter("resolve")
+        target = resolve(request.raw_path, request.query)
+        record.service_id, record.endpoint = str(target.service), target.endpoint
+        service = self._directory.service(target.service)
+        if service is None:
+            raise ResolutionError(Reason.UNKNOWN_SERVICE)
+
+        # Step 4: allow. Default deny, on the normalised endpoint only.
+        record.enter("allow")
+        allowed = self._policies.access.match(
+            client, target.service, request.method, target.endpoint
+        )
+        record.rule_id = allowed.rule.id
+        if not allowed_from(request.client_ip, allowed.rule.source_ips):
+            raise AccessDeniedError(
+                Reason.ACCESS_DENIED, log_reason="source_ip_not_allowed"
+            )
+        return target, service, allowed
 
     def _adapt_request(
         self,
@@ -394,7 +412,7 @@ class ExchangePipeline:
 
     async def aclose(self) -> None:
         """Close the connections the pipeline's own services hold. Raises nothing."""
-        await self._throttle.aclose()
+        await self._admission.aclose()
 
     def response_request_hash(self, outbound: Outbound) -> str | None:
         if outbound.forwarded_signature is None:
@@ -410,9 +428,18 @@ async def authenticate(
     the replay store is unavailable)."""
     authorization = headers.only(wire.AUTHORIZATION, Reason.INVALID_HEADER)
     verified = await authenticator.authenticate(authorization)
+    return _claimed(verified, headers, record)
+
+
+def _claimed(
+    verified: AuthenticatedClient, headers: Headers, record: ExchangeRecord
+) -> ClientId:
+    """The verified client, once it is in the record, if ``X-Road-Client`` names it.
+
+    Raises AuthenticationError (``client_mismatch``) if it names another.
+    """
     record.client_id = str(verified.client_id)
     record.key_id, record.jti_hash = verified.kid, verified.jti_hash
-
     claimed = headers.only(wire.XROAD_CLIENT, Reason.INVALID_HEADER)
     if claimed is None or claimed != str(verified.client_id):
         raise AuthenticationError(Reason.CLIENT_MISMATCH)

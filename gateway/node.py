@@ -18,6 +18,7 @@ import httpx
 import redis.asyncio as aioredis
 import structlog
 
+from gateway.admission import Admission
 from gateway.auth import ClientAuthenticator
 from gateway.deployment import Deployment, load_checked
 from gateway.exchange import ExchangePipeline
@@ -83,7 +84,7 @@ def _build_pipeline(deployment: Deployment, shared: _Shared) -> ExchangePipeline
             shared.replay,
             max_authorization_bytes=settings.limits.max_authorization_bytes,
         ),
-        throttle=shared.throttle,
+        admission=Admission(shared.replay, shared.throttle),
         consents=shared.consents,
         keyring=shared.keyring,
         upstream=shared.upstream,
@@ -176,7 +177,7 @@ class Node:
             throttle=Throttle(
                 settings.limits.default_rate,
                 settings.limits.max_concurrent_per_client,
-                settings.redis.url,
+                redis=redis_client,
             ),
             consents=consents,
             keyring=keyring,

@@ -184,9 +184,23 @@ class RedisReplayCache:
         if self._owned:
             await self._client.aclose()
 
+    @property
+    def client(self) -> Redis:
+        """The Redis client the keys are written with."""
+        return self._client
+
     def key(self, namespace: str, token_id: str) -> str:
         """The Redis key for one (namespace, token id) pair."""
         return f"{self._prefix}{namespace}:{token_digest(token_id)}"
+
+    async def ready(self) -> None:
+        """Run the eviction check now if it could not run at start.
+
+        :raises NodeError: ``replay_store_unavailable`` while it cannot run, or
+            when the Redis turns out to evict keys.
+        """
+        if not self._checked:
+            await self._deferred_check()
 
     async def first_use(self, namespace: str, token_id: str, ttl_s: int) -> bool:
         """True once per (namespace, token id) within ``ttl_s``.
@@ -194,8 +208,7 @@ class RedisReplayCache:
         :raises NodeError: ``replay_store_unavailable`` on any Redis failure, and
             while a Redis whose check was deferred turns out to evict keys.
         """
-        if not self._checked:
-            await self._deferred_check()
+        await self.ready()
         try:
             created = await self._client.set(
                 self.key(namespace, token_id), b"1", nx=True, ex=_ttl(ttl_s)

@@ -93,7 +93,7 @@ async def _every_kind_of_failure(
         route_to(harness, monkeypatch, fake.port, read_timeout_s=0.2)
         await as_saboojsathi(school)  # 504
 
-    throttle = harness.node.pipeline._throttle
+    throttle = harness.node.shared.throttle
     monkeypatch.setattr(throttle, "_default", parse_rate("1/minute"))
     await as_saboojsathi(f"/{SCHOOLS}/1")
     await as_saboojsathi(f"/{SCHOOLS}/2")  # 429

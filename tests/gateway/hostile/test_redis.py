@@ -92,11 +92,11 @@ async def test_shared_limits_return_when_redis_answers_again(
     """Recovery without restart: the next hit after an outage goes to Redis."""
     throttle = Throttle("200/second", 64, redis_url)
     down = Throttle("1/second", 1, CLOSED)
-    healthy = throttle._limiter
-    monkeypatch.setattr(throttle, "_limiter", down._limiter)
+    healthy = throttle._script
+    monkeypatch.setattr(throttle, "_script", down._script)
     with capture_logs() as outage:
         await _hits(throttle, 3, "10/minute")
-    monkeypatch.setattr(throttle, "_limiter", healthy)
+    monkeypatch.setattr(throttle, "_script", healthy)
 
     with capture_logs() as recovered:
         await _hits(throttle, 3, "10/minute")
