@@ -16,7 +16,7 @@ refused request cannot be used for another one.
 
 from __future__ import annotations
 
-from gateway.auth import TokenUse, replayed
+from gateway.auth import TokenUse, replayed, spend
 from gateway.identifiers import ClientId, ServiceId
 from gateway.replay import RedisReplayCache, ReplayCache
 from gateway.throttle import Throttle
@@ -49,8 +49,7 @@ class Admission:
         :raises AuthenticationError: ``token_replayed`` if it was used before.
         :raises NodeError: ``replay_store_unavailable`` from the replay cache.
         """
-        if not await self._replay.first_use(use.namespace, use.token_id, use.ttl_s):
-            raise replayed()
+        await spend(self._replay, use)
 
     async def admit(
         self, use: TokenUse, client: ClientId, service: ServiceId, rate: str | None

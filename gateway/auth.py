@@ -101,6 +101,16 @@ def replayed() -> AuthenticationError:
     return _reject(Reason.TOKEN_REPLAYED, "jti_replayed")
 
 
+async def spend(replay: ReplayCache, use: TokenUse) -> None:
+    """Record the use of a verified assertion in ``replay``.
+
+    :raises AuthenticationError: ``token_replayed`` if it was used before.
+    :raises NodeError: ``replay_store_unavailable`` from the replay cache.
+    """
+    if not await replay.first_use(use.namespace, use.token_id, use.ttl_s):
+        raise replayed()
+
+
 class AssertionKey(Protocol):
     """A private key that signs client assertions, with its kid and JWS algorithm."""
 
@@ -158,24 +168,15 @@ class ClientAuthenticator:
         :raises NodeError: ``replay_store_unavailable`` from the replay cache.
         """
         verified, use = await self.verify(authorization)
-        await self.spend(use)
+        await spend(self._replay, use)
         return verified
-
-    async def spend(self, use: TokenUse) -> None:
-        """Record the use of a verified assertion in the replay cache.
-
-        :raises AuthenticationError: ``token_replayed`` if it was used before.
-        :raises NodeError: ``replay_store_unavailable`` from the replay cache.
-        """
-        if not await self._replay.first_use(use.namespace, use.token_id, use.ttl_s):
-            raise replayed()
 
     async def verify(
         self, authorization: str | None
     ) -> tuple[AuthenticatedClient, TokenUse]:
         """Everything :meth:`authenticate` checks but replay, and the use to record.
 
-        The caller must :meth:`spend` the use (or record it with the rate limit,
+        The caller must record the use (:func:`spend`, or with the rate limit,
         :meth:`gateway.throttle.Throttle.first_use_and_hit`) before it acts on
         the request or refuses it for any later reason.
 

@@ -126,6 +126,14 @@ async def shared_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
+@pytest.fixture
+def combined(shared_redis: aioredis.Redis) -> Admission:
+    """Replay cache and rate limits in one Redis, as a node with ``redis.url``."""
+    return Admission(
+        RedisReplayCache(shared_redis), Throttle("100/second", 8, redis=shared_redis)
+    )
+
+
 def _count_commands(
     client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> list[str]:
@@ -142,11 +150,9 @@ def _count_commands(
 
 @pytest.mark.redis
 async def test_an_admitted_exchange_takes_one_redis_command(
-    shared_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+    shared_redis: aioredis.Redis, combined: Admission, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admission = Admission(
-        RedisReplayCache(shared_redis), Throttle("100/second", 8, redis=shared_redis)
-    )
+    admission = combined
     await admission.admit(
         _use("warm-up"), KANYASHREE, SCHOOLS, None
     )  # loads the script
@@ -162,11 +168,9 @@ async def test_an_admitted_exchange_takes_one_redis_command(
 
 @pytest.mark.redis
 async def test_a_refused_hit_takes_one_command_and_uses_the_token(
-    shared_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+    shared_redis: aioredis.Redis, combined: Admission, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admission = Admission(
-        RedisReplayCache(shared_redis), Throttle("100/second", 8, redis=shared_redis)
-    )
+    admission = combined
     await admission.admit(_use("first"), KANYASHREE, SCHOOLS, "1/minute")
     sent = _count_commands(shared_redis, monkeypatch)
 
@@ -179,10 +183,8 @@ async def test_a_refused_hit_takes_one_command_and_uses_the_token(
 
 
 @pytest.mark.redis
-async def test_replays_are_not_counted_in_redis(shared_redis: aioredis.Redis) -> None:
-    admission = Admission(
-        RedisReplayCache(shared_redis), Throttle("100/second", 8, redis=shared_redis)
-    )
+async def test_replays_are_not_counted_in_redis(combined: Admission) -> None:
+    admission = combined
     await admission.admit(_use(), KANYASHREE, SCHOOLS, "2/minute")
     for _ in range(3):
         await _refusal(admission.admit(_use(), KANYASHREE, SCHOOLS, "2/minute"))
