@@ -112,7 +112,7 @@ async def _count_only(
 
 
 async def _use_only(self: Admission, use: TokenUse, *_args: object) -> None:
-    await self.spend(use)
+    await self.record_use(use)
 
 
 async def _always_first(
@@ -177,13 +177,13 @@ _PATCHES: Final[dict[str, Callable[[], list[Patch]]]] = {
     "authenticate": lambda: [
         Patch(ClientAuthenticator, "authenticate", _unchecked_client),
         Patch(ClientAuthenticator, "verify", _unchecked_verify),
-        Patch(Admission, "spend", _no_use),
+        Patch(Admission, "record_use", _no_use),
         Patch(Admission, "admit", _count_only),
     ],
     "replay": lambda: [
         Patch(MemoryReplayCache, "first_use", _always_first),
         Patch(RedisReplayCache, "first_use", _always_first),
-        Patch(Admission, "spend", _no_use),
+        Patch(Admission, "record_use", _no_use),
         Patch(Admission, "admit", _count_only),
     ],
     "throttle": lambda: [

@@ -9,7 +9,7 @@ Redis round trip, not two, and a replayed token is refused before it is counted.
 The order of refusals is the one of the steps: a replayed token is refused as
 replayed whatever else is wrong with its request. A request refused after its
 assertion was verified, in step 2 (``X-Road-Client`` names another client) or in
-steps 3 and 4, records the use first (:meth:`Admission.spend`), so every verified
+steps 3 and 4, records the use first (:meth:`Admission.record_use`), so every verified
 assertion is used once, whatever became of its request: a token captured from a
 refused request cannot be used for another one.
 """
@@ -43,7 +43,7 @@ class Admission:
         """Whether a use and its hit take one Redis round trip."""
         return self._together is not None
 
-    async def spend(self, use: TokenUse) -> None:
+    async def record_use(self, use: TokenUse) -> None:
         """Record the use alone, for a request refused before step 5.
 
         :raises AuthenticationError: ``token_replayed`` if it was used before.
@@ -63,7 +63,7 @@ class Admission:
         """
         together = self._together
         if together is None:
-            await self.spend(use)
+            await self.record_use(use)
             await self.throttle.hit(client, service, rate)
             return
         await together.ready()

@@ -162,8 +162,9 @@ class ExchangePipeline:
         client = verified.client_id
         try:
             target, service, allowed = self._route(request, verified, record)
-        except MediatorError:
-            await self._admission.spend(use)
+        except Exception:
+            # Whatever the refusal, even a defect's: the token is used first.
+            await self._admission.record_use(use)
             raise
         rule = allowed.rule
 

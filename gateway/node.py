@@ -185,6 +185,7 @@ class Node:
             subjects=SubjectHasher.from_state(state, settings.log.subject_hash_key_env),
             log=message_log,
         )
+        await shared.throttle.preload()
         pipeline = _build_pipeline(deployment, shared)
         log.info(
             "node.started",

@@ -66,7 +66,9 @@ KEY_PREFIX = "mediator-rate:"
 #: it exists. ``ARGV[1]`` is the limit and ``ARGV[2]`` the period in ms.
 #: Returns -1 if the replay key existed (nothing is counted), 0 if the hit was
 #: admitted, else the ms until the oldest hit in the window leaves it. A time
-#: exactly ``period`` old still counts, as in :class:`LocalWindow`.
+#: exactly ``period`` old still counts, as in :class:`LocalWindow` (so the key
+#: outlives its newest hit by one ms more). ``TIME`` before a write needs the
+#: effects replication of Redis 5 and later.
 WINDOW_SCRIPT = """
 if #KEYS > 1 then
   if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then
@@ -86,7 +88,7 @@ if nth and tonumber(nth) >= now - period then
 end
 redis.call('LPUSH', KEYS[1], now)
 redis.call('LTRIM', KEYS[1], 0, limit - 1)
-redis.call('PEXPIRE', KEYS[1], period)
+redis.call('PEXPIRE', KEYS[1], period + 1)
 return 0
 """
 
@@ -300,6 +302,18 @@ class Throttle:
             return False
         _raise_over(wait_ms / 1000 if wait_ms else None)
         return True
+
+    async def preload(self) -> None:
+        """Load the shared window's script into Redis now, so that the first
+        exchange costs one round trip too. Raises nothing: a Redis that does not
+        answer is met by the first hit, and one restarted later without the
+        script gets it again from that hit."""
+        if self.redis is None:
+            return
+        try:
+            await self.redis.script_load(WINDOW_SCRIPT)
+        except (RedisError, OSError) as exc:
+            log.debug("throttle.preload_failed", error=type(exc).__name__)
 
     async def aclose(self) -> None:
         """Close the Redis client if the throttle made it. Raises nothing."""

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as aioredis
+
+from gateway.admission import Admission
+from gateway.replay import RedisReplayCache
+from gateway.throttle import Throttle
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
@@ -126,3 +132,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item, "fixturenames", ()
         ):
             item.fixturenames.append("postgres_dsn")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def shared_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the test Redis database, emptied before and after."""
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+@pytest.fixture
+def combined(shared_redis: aioredis.Redis) -> Admission:
+    """Replay cache and rate limits in one Redis, as a node with ``redis.url``."""
+    return Admission(
+        RedisReplayCache(shared_redis), Throttle("100/second", 8, redis=shared_redis)
+    )

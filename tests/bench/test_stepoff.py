@@ -12,20 +12,24 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from bench import fixture, stepoff
 from bench.fixture import World
+from gateway.admission import Admission
 from gateway.app import app_for_node
 from gateway.demo.traffic import KANYASHREE, STUDENTS
 from gateway.deployment import load_deployment
-from gateway.errors import ThrottledError
+from gateway.errors import Reason, ThrottledError
 from gateway.msglog.sqlite import SqliteLogStore
 from gateway.node import Node
 from gateway.operations import Operations
 from gateway.signing import request_hash, sign_response
+from gateway.throttle import KEY_PREFIX
 from registry_stub.app import create_app as create_registry
 from registry_stub.seed import sample_students
+from tests.gateway.admission_support import refusal, token_use
 
 pytestmark = pytest.mark.anyio
 
@@ -238,3 +242,48 @@ def test_a_patch_of_a_missing_attribute_is_refused(
     monkeypatch.delattr(Operations, "observe")
     with pytest.raises(AttributeError, match="observe"):
         stepoff.patches(["monitoring"])
+
+
+# -- the stand-ins where Redis records the use and counts the rate at once -------------
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("step", ["replay", "authenticate"])
+async def test_without_the_replay_check_the_rate_is_still_counted(
+    step: str,
+    combined: Admission,
+    shared_redis: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``replay`` or ``authenticate`` off, a reused token passes and the
+    combined path still counts the rate; no replay key is written."""
+    for patch in stepoff.patches([step]):
+        monkeypatch.setattr(patch.owner, patch.name, patch.stand_in)
+
+    results = [
+        await refusal(combined.admit(token_use(), KANYASHREE, STUDENTS, "1/minute"))
+        for _ in range(2)
+    ]
+
+    assert results == [None, Reason.RATE_LIMITED]
+    assert [k async for k in shared_redis.scan_iter("replay:*")] == []
+
+
+@pytest.mark.redis
+async def test_the_throttle_stand_ins_still_record_the_use(
+    combined: Admission, shared_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``throttle`` off, nothing is counted but a
+    replayed token is still refused."""
+    for patch in stepoff.patches(["throttle"]):
+        monkeypatch.setattr(patch.owner, patch.name, patch.stand_in)
+
+    uses = [token_use(f"u{n}") for n in range(3)]
+    admitted = [
+        await refusal(combined.admit(u, KANYASHREE, STUDENTS, "1/minute")) for u in uses
+    ]
+    replay = await refusal(combined.admit(uses[0], KANYASHREE, STUDENTS, "1/minute"))
+
+    assert admitted == [None, None, None]
+    assert replay is Reason.TOKEN_REPLAYED
+    assert [k async for k in shared_redis.scan_iter(f"{KEY_PREFIX}*")] == []
