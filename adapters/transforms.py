@@ -12,6 +12,7 @@ digits together and every two digits before them: ``1,23,45,678``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -40,7 +41,12 @@ def number_transform(spec: NumberSpec) -> Transform:
     def convert(value: Any, _scope: Any) -> Any:
         amount = parse(value)
         if quantum is not None:
-            amount = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+            try:
+                amount = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
+            except InvalidOperation:
+                # More digits than the decimal context holds (28): refused, never
+                # rounded into another amount.
+                raise TransformError("number_out_of_range") from None
         return _FORMATTERS[spec.format](amount)
 
     return convert
@@ -50,9 +56,12 @@ def _parse_number(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TransformError("not_a_number")
     try:
-        return Decimal(str(value))
+        amount = Decimal(str(value))
     except InvalidOperation:
         raise TransformError("not_a_number") from None
+    if not amount.is_finite():
+        raise TransformError("not_a_number")
+    return amount
 
 
 def _parse_text(pattern: re.Pattern[str], rupees: bool) -> Callable[[Any], Decimal]:
@@ -86,7 +95,11 @@ def group_indian(amount: Decimal) -> str:
 def _as_json_number(amount: Decimal) -> int | float:
     if amount == amount.to_integral_value():
         return int(amount)
-    return float(amount)
+    number = float(amount)
+    if not math.isfinite(number):
+        # A JSON writer would turn infinity into null: refused instead.
+        raise TransformError("number_out_of_range")
+    return number
 
 
 _PARSERS: dict[str, Callable[[Any], Decimal]] = {

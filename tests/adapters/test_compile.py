@@ -224,6 +224,18 @@ def test_response_mapping_failure_is_the_providers(
     assert where in caught.value.log_reason
 
 
+@pytest.mark.parametrize("amount", [1e26, 10**40, 1e300])
+def test_a_provider_amount_past_the_precision_is_the_providers_fault(
+    make_endpoint: MakeEndpoint, amount: float
+) -> None:
+    """Not an internal error: the amount cannot be written to two decimals."""
+    number = {"parse": "number", "format": "number", "decimals": 2}
+    endpoint = make_endpoint(response={"body": {"t": {"from": "/t", "number": number}}})
+    with pytest.raises(UpstreamError) as caught:
+        endpoint.map_response(200, {"t": amount})
+    assert caught.value.reason is Reason.UPSTREAM_RESPONSE_INVALID
+
+
 def test_mapping_error_message_carries_no_value(make_endpoint: MakeEndpoint) -> None:
     endpoint = make_endpoint({"body": {"d": {"from": "/d", "date": DMY_TO_ISO}}})
     with pytest.raises(PayloadError) as caught:

@@ -203,6 +203,24 @@ FAILURES: list[tuple[str, dict[str, Any], Any, str | None]] = [
         "/a",
     ),
     ("join an object", {"n": {"join": {"parts": ["/a"]}}}, {"a": {}}, None),
+    (
+        "an amount past the decimal precision, to two decimals",
+        {"n": {"from": "/a", "number": {**NUMBER_TO_RUPEES, "decimals": 2}}},
+        {"a": 1e26},
+        "/a",
+    ),
+    (
+        "an integer past the decimal precision, to two decimals",
+        {"n": {"from": "/a", "number": {**NUMBER_TO_RUPEES, "decimals": 2}}},
+        {"a": 10**40},
+        "/a",
+    ),
+    (
+        "a fraction too large for a JSON number",
+        {"n": {"from": "/a", "number": {"parse": "plain", "format": "number"}}},
+        {"a": "1" * 400 + ".5"},
+        "/a",
+    ),
 ]
 
 
