@@ -168,9 +168,15 @@ async def test_a_sealer_connection_the_server_ended_lets_another_node_seal(
         assert await first.claim_sealer()
         assert not await second.claim_sealer()
         assert first._sealer is not None
-        await admin.execute(
-            "SELECT pg_terminate_backend($1)", first._sealer.get_server_pid()
-        )
+        pid = first._sealer.get_server_pid()
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        # The call only signals the backend: its lock goes when its process does.
+        async with asyncio.timeout(STUCK_S):
+            gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
+            for _ in itertools.count():
+                if await admin.fetchval(gone, pid):
+                    break
+                await asyncio.sleep(0.02)
         taken = await second.claim_sealer()
         # The ended session is noticed at the latest when the socket is read.
         async with asyncio.timeout(STUCK_S):
