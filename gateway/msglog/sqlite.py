@@ -19,9 +19,10 @@ never wait for.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -364,8 +365,7 @@ class SqliteLogStore(PagedReads):
             )
             db.execute(f"PRAGMA wal_autocheckpoint={pages}")
             self._flushing = flush
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db, "BEGIN IMMEDIATE"):
             last = db.execute(SELECT_TAIL).fetchone()
             rows = seal(
                 LogTail(0, "") if last is None else LogTail(last[0] + 1, last[1])
@@ -378,10 +378,6 @@ class SqliteLogStore(PagedReads):
                 ("seq", "entries"),
                 [(row.seq, row.bodies) for row in rows if row.bodies is not None],
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return rows
 
     def _prune_sync(self, entry: ArchiveEntry) -> None:
@@ -390,16 +386,12 @@ class SqliteLogStore(PagedReads):
         # Deleted pages are overwritten, so that pruned records do not linger in
         # the file's free pages.
         db.execute("PRAGMA secure_delete=ON")
-        db.execute("BEGIN IMMEDIATE")
         try:
-            _keep_archived(db, entry)
-            db.execute("DELETE FROM bodies WHERE seq >= ? AND seq < ?", span)
-            db.execute("DELETE FROM records WHERE seq >= ? AND seq < ?", span)
-            db.execute(_INSERT_ARCHIVE, archive_columns(entry))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            with _transaction(db, "BEGIN IMMEDIATE"):
+                _keep_archived(db, entry)
+                db.execute("DELETE FROM bodies WHERE seq >= ? AND seq < ?", span)
+                db.execute("DELETE FROM records WHERE seq >= ? AND seq < ?", span)
+                db.execute(_INSERT_ARCHIVE, archive_columns(entry))
         finally:
             db.execute("PRAGMA secure_delete=OFF")
 
@@ -411,16 +403,11 @@ class SqliteLogStore(PagedReads):
 
     def _save_nodes_sync(self, nodes: list[tuple[int, int, bytes]]) -> None:
         db = self._conn()
-        db.execute("BEGIN")
-        try:
+        with _transaction(db, "BEGIN"):
             db.executemany(
                 "INSERT OR IGNORE INTO nodes (height, idx, hash) VALUES (?, ?, ?)",
                 nodes,
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def _read_nodes_sync(
         self, keys: list[tuple[int, int]]
@@ -461,6 +448,20 @@ _INSERT_ARCHIVE = (
     "INSERT INTO archives (name, period, period_end, first_seq, end_seq, "
     "tree_size, sha256, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection, begin: str) -> Iterator[None]:
+    """``begin`` ... ``COMMIT``; on any exception (interruption too), roll back if
+    SQLite has not already (some I/O errors do), and re-raise it unmasked."""
+    db.execute(begin)
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _keep_archived(db: sqlite3.Connection, entry: ArchiveEntry) -> None:
