@@ -242,7 +242,6 @@ class Throttle:
             redis = Redis.from_url(redis_url)
         #: The client of the shared window, None without Redis.
         self.redis = redis
-        self.shared = redis is not None
         self._script = None if redis is None else redis.register_script(WINDOW_SCRIPT)
         self._local = LocalWindow(clock)
 
