@@ -52,6 +52,9 @@ from gateway.yamlconf import load_model
 
 T = TypeVar("T")
 
+#: The width a table gets off a terminal: wider than any row, so none is cut.
+_UNBOUNDED_WIDTH = 100_000
+
 _jwks_option = click.option(
     "--jwks",
     "jwks_file",
@@ -180,6 +183,12 @@ def export(
 @click.option("--since", help="ISO 8601 time or epoch seconds (UTC if no zone).")
 @click.option("--until", help="ISO 8601 time or epoch seconds, exclusive.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line (JSON Lines): every field of each record.",
+)
 @pass_cli
 def search(
     cli: CliContext,
@@ -192,11 +201,15 @@ def search(
     since: str | None,
     until: str | None,
     limit: int,
+    as_json: bool,
 ) -> None:
-    """List matching records, newest first."""
-    from rich.console import Console
-    from rich.table import Table
+    """List matching records, newest first.
 
+    The table shows the fields an officer reads first; it is cut to the width of a
+    terminal, but written whole to a pipe or a file. With --json each record is
+    one line, with every field the log keeps for it (digests of bodies, never the
+    bodies or a token) and its seq; times are epoch seconds (UTC).
+    """
     query = SearchQuery(
         client_id=client_id,
         service_id=service_id,
@@ -214,13 +227,12 @@ def search(
             store, query, student_id=student_id, subjects=subjects
         )
 
-    table = Table("seq", "time (UTC)", "message id", "record", "client", "service")
-    table.add_column("decision")
-    table.add_column("status")
-    table.add_column("reason")
-    for record in _with_store(cli, run):
-        table.add_row(*_cells(record, record["seq"]))
-    Console().print(table)
+    records = _with_store(cli, run)
+    if as_json:
+        for record in records:
+            click.echo(orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode())
+        return
+    _print_table(records)
 
 
 @command.command("evidence-verify")
@@ -449,6 +461,25 @@ def _epoch(text: str | None, option: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _print_table(records: list[dict[str, Any]]) -> None:
+    """The search results as a table, each row whole unless drawn on a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        # Scripts read a pipe or a file line by line: a value cut to 80 columns
+        # (a message id, a client id) would be silently wrong there.
+        console = Console(width=_UNBOUNDED_WIDTH)
+    table = Table("seq", "time (UTC)", "message id", "record", "client", "service")
+    table.add_column("decision")
+    table.add_column("status")
+    table.add_column("reason")
+    for record in records:
+        table.add_row(*_cells(record, record["seq"]))
+    console.print(table)
 
 
 def _cells(record: dict[str, Any], seq: int) -> list[str]:
