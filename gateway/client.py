@@ -11,18 +11,21 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import OKPAlgorithm
 
 from gateway import wire
 from gateway.auth import make_assertion
 from gateway.directory import RegisteredKey, parse_jwks
-from gateway.errors import MediatorError
+from gateway.errors import ConfigError, MediatorError
 from gateway.identifiers import ClientId, ServiceId
+from gateway.keyfiles import ECDSA_P256, ED25519
 from gateway.keyring import SigningKey
 from gateway.verifying import verify_response
 
@@ -33,6 +36,28 @@ def new_client_key(kid: str) -> tuple[SigningKey, dict[str, Any]]:
     jwk: dict[str, Any] = OKPAlgorithm.to_jwk(private.public_key(), as_dict=True)
     jwk.update({"kid": kid, "alg": "EdDSA", "use": "sig"})
     return SigningKey(kid, "ed25519", private), jwk
+
+
+def read_client_key(path: Path, kid: str) -> SigningKey:
+    """A departmental system's private key from an unencrypted PKCS#8 PEM file.
+
+    ``kid`` is the id the key is registered under; the file does not carry it.
+
+    :raises ConfigError: the file cannot be read, is not an unencrypted PEM key,
+        or holds a key other than Ed25519 or ECDSA P-256.
+    """
+    try:
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        # The library's message is not repeated: it may quote the file.
+        raise ConfigError(str(path), "not a readable unencrypted PEM key") from exc
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        return SigningKey(kid, ED25519, private)
+    if isinstance(private, ec.EllipticCurvePrivateKey) and isinstance(
+        private.curve, ec.SECP256R1
+    ):
+        return SigningKey(kid, ECDSA_P256, private)
+    raise ConfigError(str(path), "a client key must be Ed25519 or ECDSA P-256")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,13 @@
-"""``mediator clients keygen``: a key pair for a departmental system (or a provider).
+"""``mediator clients``: a subsystem's keys, and one exchange sent by hand.
 
-The private key is written for the subsystem's operators to install on their own
-system; the public key is added to the subsystem's JWKS file named by ``keys:`` in
+``keygen`` writes a key pair for a departmental system (or a provider). The private
+key is written for the subsystem's operators to install on their own system; the
+public key is added to the subsystem's JWKS file named by ``keys:`` in
 ``directory.yaml``, which is all the node needs. The node never keeps the private
 half.
+
+``call`` sends one request through a node as a subsystem, with that private key,
+the way :class:`gateway.client.DepartmentClient` sends every request.
 """
 
 from __future__ import annotations
@@ -11,11 +15,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.cli import CliContext, pass_cli
+
+if TYPE_CHECKING:
+    from gateway.client import Answer, DepartmentClient
+    from gateway.identifiers import ClientId, ServiceId
+    from gateway.keyring import SigningKey
+
+#: Methods ``clients call`` sends; the node's access rights decide the rest.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 @click.group("clients")
@@ -100,3 +112,287 @@ def _read_jwks(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise click.ClickException(f"{path} has no 'keys' list")
     return document
+
+
+@command.command("call")
+@click.argument("subsystem")
+@click.argument(
+    "method", metavar="METHOD", type=click.Choice(_METHODS, case_sensitive=False)
+)
+@click.argument("target", metavar="PATH")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The subsystem's private key: the PEM file `clients keygen` wrote.",
+)
+@click.option(
+    "--kid",
+    default=None,
+    help="The key's registered id (default: the key of SUBSYSTEM in the "
+    "directory with the same public half).",
+)
+@click.option(
+    "--url",
+    "node_url",
+    default=None,
+    help="The node's base URL (default: public_url of node.yaml).",
+)
+@click.option(
+    "--audience",
+    default=None,
+    help="The audience the assertion names (default: auth.audience of node.yaml).",
+)
+@click.option("--purpose", default=None, help="The purpose, sent as X-Road-Purpose.")
+@click.option(
+    "--data", default=None, help="A JSON request body, or @FILE to read it from."
+)
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=600),
+    help="Seconds to wait for the node.",
+)
+@pass_cli
+def call(
+    ctx: CliContext,
+    *,
+    subsystem: str,
+    method: str,
+    target: str,
+    key_file: Path,
+    kid: str | None,
+    node_url: str | None,
+    audience: str | None,
+    purpose: str | None,
+    data: str | None,
+    timeout: float,
+) -> None:
+    """Send one request through the node as SUBSYSTEM and show the answer.
+
+    METHOD is GET, HEAD, POST, PUT, PATCH or DELETE. PATH is the X-Road REST
+    path, /r1/INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE followed by the endpoint
+    and any query, e.g. /r1/WB/GOV/SED/banglarshiksha/students/roster/19130256001.
+
+    The request carries a fresh one-time assertion signed with the key, and the
+    answer's signature is checked against the node's published keys (its JWKS).
+    Status, error type and signature go to stderr, the body to stdout. Exits 0
+    on a 2xx answer, 1 otherwise. The assertion and the key are never printed.
+    """
+    import asyncio
+
+    import httpx
+
+    client = _client_id(subsystem)
+    service, endpoint, query = _target(target)
+    body = _body(data)
+    key = _client_key(ctx, client, key_file, kid)
+    if node_url is None or audience is None:
+        settings = _node_settings(ctx)
+        node_url = node_url or str(settings.public_url)
+        audience = audience or settings.auth.audience
+
+    send = _send(
+        client,
+        key,
+        node_url=node_url,
+        audience=audience,
+        wait_s=timeout,
+        method=method.upper(),
+        service=service,
+        endpoint=endpoint,
+        query=query,
+        body=body,
+        purpose=purpose,
+    )
+    try:
+        answer, note = asyncio.run(send)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            f"no answer from {node_url}: {type(exc).__name__}: {exc}"
+        ) from exc
+    _show(answer, note)
+    if not 200 <= answer.status < 300:
+        raise SystemExit(1)
+
+
+def _client_id(text: str) -> ClientId:
+    from gateway.errors import MediatorError
+    from gateway.identifiers import ClientId
+
+    try:
+        return ClientId.parse(text)
+    except MediatorError as exc:
+        raise click.BadParameter(
+            "not INSTANCE/CLASS/MEMBER/SUBSYSTEM", param_hint="SUBSYSTEM"
+        ) from exc
+
+
+def _target(text: str) -> tuple[ServiceId, str, dict[str, str]]:
+    """The service id, the endpoint path after it, and the query of PATH."""
+    from urllib.parse import parse_qsl
+
+    from gateway.errors import MediatorError
+    from gateway.identifiers import ServiceId
+    from gateway.paths import PREFIX
+
+    path, _, query = text.partition("?")
+    parts = path.removeprefix(PREFIX).split("/", 5) if path.startswith(PREFIX) else []
+    try:
+        service = ServiceId.parse("/".join(parts[:5]))
+    except MediatorError as exc:
+        raise click.BadParameter(
+            f"not {PREFIX}INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE[/ENDPOINT]",
+            param_hint="PATH",
+        ) from exc
+    endpoint = "/" + parts[5] if len(parts) == 6 else ""
+    return service, endpoint, dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _body(data: str | None) -> Any:
+    """The parsed JSON of ``--data`` (inline, or ``@FILE``), or None."""
+    import orjson
+
+    if data is None:
+        return None
+    if data.startswith("@"):
+        try:
+            raw = Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {data[1:]}", param_hint="--data"
+            ) from exc
+    else:
+        raw = data.encode()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter("not JSON", param_hint="--data") from exc
+
+
+def _client_key(
+    ctx: CliContext, client: ClientId, path: Path, kid: str | None
+) -> SigningKey:
+    """The key in ``path`` under ``kid``, or under the id the directory registers
+    its public half with for ``client``."""
+    import dataclasses
+
+    from cryptography.hazmat.primitives import serialization
+
+    from gateway.client import read_client_key
+    from gateway.directory import Directory
+    from gateway.errors import ConfigError
+
+    try:
+        key = read_client_key(path, kid or "")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from exc
+    if kid is not None:
+        return key
+
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    mine = key.public_key().public_bytes(*spki)
+    subsystem = Directory.load(ctx.config_dir / "directory.yaml").subsystem(client)
+    registered = subsystem.keys.values() if subsystem is not None else ()
+    for entry in registered:
+        if entry.key.public_bytes(*spki) == mine:
+            return dataclasses.replace(key, kid=entry.kid)
+    raise click.ClickException(
+        f"the key in {path} is not registered for {client} in "
+        f"{ctx.config_dir / 'directory.yaml'}; name its id with --kid"
+    )
+
+
+def _node_settings(ctx: CliContext) -> Any:
+    from gateway.settings import NodeSettings
+    from gateway.yamlconf import load_model
+
+    path = ctx.config_dir / "node.yaml"
+    if not path.is_file():
+        raise click.ClickException(f"no {path}: give --url and --audience")
+    return load_model(path, NodeSettings)
+
+
+async def _send(
+    client: ClientId,
+    key: SigningKey,
+    *,
+    node_url: str,
+    audience: str,
+    wait_s: float,
+    method: str,
+    service: ServiceId,
+    endpoint: str,
+    query: dict[str, str],
+    body: Any,
+    purpose: str | None,
+) -> tuple[Answer, str | None]:
+    """The answer to one request, and why its signature could not be checked."""
+    import httpx
+
+    from gateway.client import DepartmentClient
+
+    # The node's URL is the only place the assertion goes: no proxy from the
+    # environment, no redirect followed.
+    async with httpx.AsyncClient(
+        timeout=wait_s, trust_env=False, follow_redirects=False
+    ) as http:
+        department = DepartmentClient(
+            client_id=client, key=key, audience=audience, base_url=node_url, http=http
+        )
+        note = await _load_node_keys(department)
+        answer = await department.call(
+            method, service, endpoint, json=body, purpose=purpose, query=query
+        )
+    return answer, note
+
+
+async def _load_node_keys(department: DepartmentClient) -> str | None:
+    """Fetch the node's published keys; None, or why they are not usable."""
+    import httpx
+
+    from gateway.errors import ConfigError
+
+    try:
+        await department.load_node_keys()
+    except httpx.HTTPStatusError as exc:
+        return f"the node's keys could not be fetched (HTTP {exc.response.status_code})"
+    except (ConfigError, ValueError):
+        return "the node's published keys are not a usable JWKS"
+    return None
+
+
+def _show(answer: Answer, note: str | None) -> None:
+    """Status, error type and signature on stderr; the body on stdout."""
+    import httpx
+
+    from gateway import wire
+
+    phrase = httpx.codes.get_reason_phrase(answer.status)
+    click.echo(f"status:     {answer.status} {phrase}".rstrip(), err=True)
+    if answer.error_type is not None:
+        click.echo(f"error type: {answer.error_type}", err=True)
+    signature = "verified" if answer.signature_ok else "NOT verified"
+    click.echo(f"signature:  {signature}" + (f": {note}" if note else ""), err=True)
+    message_id = answer.headers.get(wire.XROAD_ID)
+    if message_id is not None:
+        click.echo(f"message id: {message_id}", err=True)
+    text = _body_text(answer)
+    if text:
+        click.echo(text)
+
+
+def _body_text(answer: Answer) -> str:
+    """The body, indented when it is JSON."""
+    import orjson
+
+    if not answer.body:
+        return ""
+    if "json" in answer.headers.get("content-type", ""):
+        try:
+            return orjson.dumps(answer.json(), option=orjson.OPT_INDENT_2).decode()
+        except orjson.JSONDecodeError:
+            pass
+    return answer.body.decode("utf-8", errors="replace")
