@@ -179,7 +179,8 @@ def call(
     The request carries a fresh one-time assertion signed with the key, and the
     answer's signature is checked against the node's published keys (its JWKS).
     Status, error type and signature go to stderr, the body to stdout. Exits 0
-    on a 2xx answer, 1 otherwise. The assertion and the key are never printed.
+    on a 2xx answer whose signature verified, 1 otherwise. The assertion and the
+    key are never printed.
     """
     import asyncio
 
@@ -214,7 +215,8 @@ def call(
             f"no answer from {node_url}: {type(exc).__name__}: {exc}"
         ) from exc
     _show(answer, note)
-    if not 200 <= answer.status < 300:
+    # An answer the node's keys do not vouch for is not taken as an answer.
+    if not 200 <= answer.status < 300 or not answer.signature_ok:
         raise SystemExit(1)
 
 

@@ -252,6 +252,7 @@ def test_an_answer_signed_by_another_key_is_not_verified(
         result = _call(deployment, "GET", ROSTER)
 
     assert "signature:  NOT verified" in result.stderr
+    assert result.exit_code == 1, "a 2xx nobody vouches for is not a success"
 
 
 def test_data_from_a_file_is_sent_as_the_json_body(
