@@ -156,19 +156,30 @@ def _claims(config: Path, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, claims
 
 
-def test_call_sends_an_assertion_of_the_registered_key(
+ROSTER_ANSWER = {"beneficiaries": [{"uid": "WB-1", "beneficiary_name": "Rina Das"}]}
+
+
+def _roster_call(
     deployment: Path, node_key: tuple[SigningKey, dict[str, Any]]
-) -> None:
+) -> tuple[Result, httpx.Request]:
+    """The roster read with its purpose, from a node that signs its answer."""
     key, jwk = node_key
-    roster = {"beneficiaries": [{"uid": "WB-1", "beneficiary_name": "Rina Das"}]}
     with respx.mock(assert_all_called=True) as node:
         node.get(f"{NODE}/.well-known/jwks.json").respond(json={"keys": [jwk]})
-        route = node.get(f"{NODE}{ROSTER}").mock(return_value=_answer(key, 200, roster))
+        answer = _answer(key, 200, ROSTER_ANSWER)
+        route = node.get(f"{NODE}{ROSTER}").mock(return_value=answer)
 
         result = _call(deployment, "GET", ROSTER, "--purpose", "saboojsathi-roster")
 
+    return result, route.calls.last.request
+
+
+def test_call_sends_an_assertion_of_the_registered_key(
+    deployment: Path, node_key: tuple[SigningKey, dict[str, Any]]
+) -> None:
+    result, request = _roster_call(deployment, node_key)
+
     assert result.exit_code == 0, result.output
-    request = route.calls.last.request
     header, claims = _claims(deployment, _token(request))
     assert header["kid"] == "saboojsathi-cli-1"
     assert claims["iss"] == claims["sub"] == SABOOJSATHI
@@ -179,22 +190,16 @@ def test_call_sends_an_assertion_of_the_registered_key(
 def test_call_shows_status_signature_and_the_body_as_json(
     deployment: Path, node_key: tuple[SigningKey, dict[str, Any]]
 ) -> None:
-    key, jwk = node_key
-    roster = {"beneficiaries": [{"uid": "WB-1", "beneficiary_name": "Rina Das"}]}
-    with respx.mock(assert_all_called=True) as node:
-        node.get(f"{NODE}/.well-known/jwks.json").respond(json={"keys": [jwk]})
-        route = node.get(f"{NODE}{ROSTER}").mock(return_value=_answer(key, 200, roster))
-
-        result = _call(deployment, "GET", ROSTER, "--purpose", "saboojsathi-roster")
+    result, request = _roster_call(deployment, node_key)
 
     assert result.exit_code == 0, result.output
     assert "status:     200 OK" in result.stderr
     assert "signature:  verified" in result.stderr
     assert "message id: msg-1" in result.stderr
     assert "error type" not in result.stderr
-    assert orjson.loads(result.stdout) == roster
+    assert orjson.loads(result.stdout) == ROSTER_ANSWER
     assert '\n  "beneficiaries"' in result.stdout  # indented
-    assert _token(route.calls.last.request) not in result.output
+    assert _token(request) not in result.output
     private = (deployment.parent / "saboojsathi.pem").read_text().splitlines()[1]
     assert private not in result.output
 
