@@ -70,11 +70,49 @@ class DemoDeployment:
         os.environ.update(self.environ())
 
 
+#: Where listening ports are picked: below the kernel's ephemeral range, which
+#: the source ports of outgoing connections come from.
+_LISTEN_PORTS = range(20000, 32768)
+#: Ports this process handed out, so that two servers never get the same one.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
+    """A loopback port free now, for a server this process starts next.
+
+    Picked outside the ephemeral range: a port the kernel chose for ``bind(0)``
+    can meanwhile become the source port of some outgoing connection (a client,
+    a readiness probe), and the server that meant to listen on it then fails
+    with "address already in use".
+    """
+    low, _high = _ephemeral_range()
+    ports = [p for p in _LISTEN_PORTS if p < low and p not in _HANDED_OUT]
+    for port in secrets.SystemRandom().sample(ports, min(len(ports), 64)):
+        if _bindable(port):
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(part) for part in text.split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def prepare(
