@@ -18,7 +18,10 @@ cannot be had), the variants alternating round by round:
 - ``off-<step>``  a node like ``full`` with one step of the exchange switched off
                   (bench.stepoff, ``bench.serve_node --off``): its CPU per
                   exchange against ``full`` is the step's cost, ``step_costs`` in
-                  the JSON. ``BENCH_STEPOFF`` picks steps (comma list, ``none``);
+                  the JSON. ``off-all`` switches every chosen step off at once:
+                  its CPU is the exchange's skeleton (``skeleton_cpu_us``, and
+                  against the bare proxy's). ``BENCH_STEPOFF`` picks steps
+                  (comma list, ``none``);
                   a step whose node does not answer the probe request with the
                   same status and body as ``full`` is dropped, with the reason.
 
@@ -74,6 +77,10 @@ POSTGRES_DSN = os.environ.get(
 )
 #: The prefix of the variants (and nodes) with one step switched off.
 OFF = "off-"
+#: The variant with every chosen step switched off at once: what remains is the
+#: exchange's skeleton (framing, routing, adapters, release, the provider call,
+#: the answer), to compare with the bare proxy.
+ALL = "all"
 STEPOFF_SECONDS = float(
     os.environ.get("BENCH_STEPOFF_SECONDS") or (3 if QUICK else SECONDS)
 )
@@ -321,7 +328,10 @@ def main() -> int:
             dsn = fresh_database(POSTGRES_DSN, f"mediator_bench_{name[-2:]}")
             postgres[name] = NodeSpec(REDIS_URL, dsn, workers)
         variants += ["full-pg", "2-workers-pg"]
-    off = {OFF + step: (step,) for step in _stepoff_steps()}
+    steps = _stepoff_steps()
+    off: dict[str, tuple[str, ...]] = {OFF + step: (step,) for step in steps}
+    if len(steps) > 1:
+        off[OFF + ALL] = steps
     nodes.update(dict.fromkeys(off))
 
     with running(world, bare=True, nodes=nodes, postgres=postgres, off=off) as topology:
@@ -419,7 +429,18 @@ def step_costs(results: dict[str, Run]) -> dict[str, dict[str, float]]:
 
 
 def _step_figures(results: dict[str, Run], dropped: dict[str, str]) -> dict[str, Any]:
+    skeleton: dict[str, Any] = {}
+    if OFF + ALL in results:
+        cpu = results[OFF + ALL].cpu_us.get(OFF + ALL, 0.0)
+        bare = results["bare-proxy"].cpu_us.get("bare-proxy", 0.0)
+        skeleton = {
+            "skeleton_cpu_us": cpu,
+            "skeleton_vs_bare_proxy_cpu": round(cpu / bare, 3) if bare else None,
+            "skeleton_basis": "node CPU us per exchange with every step of "
+            "step_costs switched off at once (off-all), against the bare proxy's",
+        }
     return {
+        **skeleton,
         "step_costs": step_costs(results),
         "step_costs_basis": "node CPU us per exchange, full minus off-<step> "
         "(node-a: SQLite log, no Redis), medians over the rounds",

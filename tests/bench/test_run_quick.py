@@ -64,6 +64,27 @@ def test_summary_gives_each_step_its_cost_against_full() -> None:
     assert json.loads(json.dumps(figures)) == figures
 
 
+def test_every_step_off_at_once_gives_the_skeleton_against_the_bare_proxy() -> None:
+    results = {
+        "direct": _run("direct", 4000, {"registry": 150}),
+        "bare-proxy": _run("bare-proxy", 2000, {"bare-proxy": 130}),
+        "full": _run("full", 1000, {"node-a": 800}),
+        "2-nodes": _run("2-nodes", 1350, {"node-a": 480, "node-b": 480}),
+        "off-log": _run("off-log", 1250, {"off-log": 600}),
+        "off-all": _run("off-all", 2100, {"off-all": 390}),
+    }
+    half = Run("full", 500, 2.0, 7.5, 9.0, 0, False, {})
+
+    figures = summarise(results, half, half, redis=False)
+
+    assert figures["skeleton_cpu_us"] == 390
+    assert figures["skeleton_vs_bare_proxy_cpu"] == 3.0
+    assert figures["step_costs"]["all"]["saving_us"] == 410
+    assert "skeleton_cpu_us" not in summarise(
+        {k: v for k, v in results.items() if k != "off-all"}, half, half, redis=False
+    )
+
+
 def test_summary_without_steps_switched_off_has_no_step_costs() -> None:
     results = {
         "direct": _run("direct", 4000, {"registry": 150}),
