@@ -23,6 +23,7 @@ from gateway.cli import CliContext, pass_cli
 
 if TYPE_CHECKING:
     from gateway.client import Answer, DepartmentClient
+    from gateway.directory import RegisteredKey
     from gateway.identifiers import ClientId, ServiceId
     from gateway.keyring import SigningKey
 
@@ -149,6 +150,14 @@ def _read_jwks(path: Path) -> dict[str, Any]:
     "--data", default=None, help="A JSON request body, or @FILE to read it from."
 )
 @click.option(
+    "--node-jwks",
+    "node_jwks",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The node's public keys (JWKS) as obtained out of band, e.g. its "
+    "keyring/jwks.json; default: what the node publishes, fetched from it.",
+)
+@click.option(
     "--timeout",
     default=30.0,
     show_default=True,
@@ -168,6 +177,7 @@ def call(
     audience: str | None,
     purpose: str | None,
     data: str | None,
+    node_jwks: Path | None,
     timeout: float,
 ) -> None:
     """Send one request through the node as SUBSYSTEM and show the answer.
@@ -177,7 +187,9 @@ def call(
     and any query, e.g. /r1/WB/GOV/SED/banglarshiksha/students/roster/19130256001.
 
     The request carries a fresh one-time assertion signed with the key, and the
-    answer's signature is checked against the node's published keys (its JWKS).
+    answer's signature is checked against the node's keys: those in --node-jwks,
+    else the JWKS the node publishes (which shows that the answer matches what
+    that address serves, not which node it is: use --node-jwks for that).
     Status, error type and signature go to stderr, the body to stdout. Exits 0
     on a 2xx answer whose signature verified, 1 otherwise. The assertion and the
     key are never printed.
@@ -190,6 +202,7 @@ def call(
     service, endpoint, query = _target(target)
     body = _body(data)
     key = _client_key(ctx, client, key_file, kid)
+    trusted = _trusted_node_keys(node_jwks) if node_jwks is not None else None
     if node_url is None or audience is None:
         settings = _node_settings(ctx)
         node_url = node_url or str(settings.public_url)
@@ -207,6 +220,7 @@ def call(
         query=query,
         body=body,
         purpose=purpose,
+        node_keys=trusted,
     )
     try:
         answer, note = asyncio.run(send)
@@ -330,8 +344,12 @@ async def _send(
     query: dict[str, str],
     body: Any,
     purpose: str | None,
+    node_keys: dict[str, RegisteredKey] | None,
 ) -> tuple[Answer, str | None]:
-    """The answer to one request, and why its signature could not be checked."""
+    """The answer to one request, and why its signature could not be checked.
+
+    With ``node_keys`` (obtained out of band) the node's JWKS is not fetched.
+    """
     import httpx
 
     from gateway.client import DepartmentClient
@@ -342,13 +360,31 @@ async def _send(
         timeout=wait_s, trust_env=False, follow_redirects=False
     ) as http:
         department = DepartmentClient(
-            client_id=client, key=key, audience=audience, base_url=node_url, http=http
+            client_id=client,
+            key=key,
+            audience=audience,
+            base_url=node_url,
+            http=http,
+            node_keys=node_keys,
         )
-        note = await _load_node_keys(department)
+        note = None if node_keys is not None else await _load_node_keys(department)
         answer = await department.call(
             method, service, endpoint, json=body, purpose=purpose, query=query
         )
     return answer, note
+
+
+def _trusted_node_keys(path: Path) -> dict[str, RegisteredKey]:
+    """The node's public keys from a JWKS file; BadParameter if unusable."""
+    from gateway.clientkeys import parse_jwks
+    from gateway.errors import ConfigError
+
+    try:
+        return parse_jwks(json.loads(path.read_text(encoding="utf-8")), str(path))
+    except (OSError, ValueError, ConfigError) as exc:
+        raise click.BadParameter(
+            f"{path} is not a usable JWKS", param_hint="--node-jwks"
+        ) from exc
 
 
 async def _load_node_keys(department: DepartmentClient) -> str | None:

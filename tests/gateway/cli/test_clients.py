@@ -260,6 +260,64 @@ def test_an_answer_signed_by_another_key_is_not_verified(
     assert result.exit_code == 1, "a 2xx nobody vouches for is not a success"
 
 
+def _jwks_file(deployment: Path, *jwks: dict[str, Any]) -> str:
+    path = deployment.parent / "node-jwks.json"
+    path.write_text(json.dumps({"keys": list(jwks)}))
+    return str(path)
+
+
+def test_node_keys_from_a_file_are_used_without_asking_the_node(
+    deployment: Path, node_key: tuple[SigningKey, dict[str, Any]]
+) -> None:
+    key, jwk = node_key
+    with respx.mock(assert_all_called=False) as node:
+        roster = node.get(f"{NODE}{ROSTER}").mock(return_value=_answer(key, 200, {}))
+        anything_else = node.route().respond(500)
+
+        result = _call(
+            deployment, "GET", ROSTER, "--node-jwks", _jwks_file(deployment, jwk)
+        )
+
+    assert result.exit_code == 0, result.output
+    assert "signature:  verified" in result.stderr
+    assert roster.call_count == 1
+    assert not anything_else.called, "the node's own JWKS was not fetched"
+
+
+def test_a_node_that_publishes_an_impostor_key_is_not_believed(
+    deployment: Path, node_key: tuple[SigningKey, dict[str, Any]]
+) -> None:
+    """Keys obtained out of band decide, not what the answering address serves."""
+    _key, jwk = node_key
+    impostor, impostor_jwk = new_client_key(jwk["kid"])
+    with respx.mock(assert_all_called=False) as node:
+        node.get(f"{NODE}/.well-known/jwks.json").respond(json={"keys": [impostor_jwk]})
+        node.get(f"{NODE}{ROSTER}").mock(return_value=_answer(impostor, 200, {}))
+
+        published = _call(deployment, "GET", ROSTER)
+        trusted = _call(
+            deployment, "GET", ROSTER, "--node-jwks", _jwks_file(deployment, jwk)
+        )
+
+    assert published.exit_code == 0, published.output
+    assert trusted.exit_code == 1
+    assert "signature:  NOT verified" in trusted.stderr
+
+
+def test_an_unusable_node_jwks_file_is_refused_before_sending(
+    deployment: Path,
+) -> None:
+    path = deployment.parent / "node-jwks.json"
+    path.write_text('{"keys": [{"kty": "OKP"}]}')
+    with respx.mock(assert_all_called=False) as node:
+        anything = node.route().respond(500)
+        result = _call(deployment, "GET", ROSTER, "--node-jwks", str(path))
+
+    assert result.exit_code == 2
+    assert "not a usable JWKS" in result.output
+    assert not anything.called
+
+
 def test_data_from_a_file_is_sent_as_the_json_body(
     deployment: Path, node_key: tuple[SigningKey, dict[str, Any]]
 ) -> None:
@@ -373,6 +431,8 @@ def test_call_through_a_served_node(
 
     answered = _call(served.config_dir, "GET", path, "--purpose", "saboojsathi-roster")
     refused = _call(served.config_dir, "GET", path)
+    jwks = str(served.state_dir / "keyring" / "jwks.json")
+    pinned = _call(served.config_dir, "GET", path, "--node-jwks", jwks)
 
     assert answered.exit_code == 0, answered.output
     assert "status:     200 OK" in answered.stderr
@@ -381,5 +441,6 @@ def test_call_through_a_served_node(
     assert refused.exit_code == 1
     assert "error type: Client.purpose_required" in refused.stderr
     assert "signature:  verified" in refused.stderr
-    assert len(minted) == 2
+    assert "signature:  verified" in pinned.stderr, "the keyring's own JWKS"
+    assert len(minted) == 3
     assert not any(token in answered.output + refused.output for token in minted)
