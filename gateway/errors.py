@@ -269,6 +269,10 @@ class PayloadError(MediatorError):
 class UpstreamError(MediatorError):
     """Step 8 and 9: the provider failed, or answered what cannot be passed on."""
 
+    #: How many times the provider call was attempted before this failure: 2
+    #: when a retry on a fresh connection failed too.
+    attempts: int = 1
+
 
 class NodeError(MediatorError):
     """This node cannot serve safely: log, keys, replay or limit store unavailable."""

@@ -355,8 +355,9 @@ class ExchangePipeline:
                 timeout_s=timeout,
                 max_body_bytes=max_bytes,
             )
-        except UpstreamError:
-            record.upstream_attempts = max(record.upstream_attempts, 1)
+        except UpstreamError as error:
+            # Every request the provider was sent, the failed retry included (C17).
+            record.upstream_attempts = max(record.upstream_attempts, error.attempts)
             raise
         record.upstream_attempts = response.attempts
         record.upstream_status = response.status

@@ -158,6 +158,7 @@ class Upstream:
                 )
             except UpstreamError as error:
                 if not _retry(error, call.method, attempts):
+                    error.attempts = attempts
                     raise
                 attempts += 1
                 continue

@@ -274,3 +274,23 @@ async def test_truncated_or_garbage_answers_are_502_never_passed_on(
     _no_address(response.body, fake.port)
     record = await outcome(harness, response)
     assert record["reason"] == reason
+
+
+async def test_every_attempt_is_counted_when_the_retry_fails_too(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C17: "Every attempt is in the message log." A GET whose connection is
+    closed unanswered is retried once on a fresh connection; when the retry is
+    closed too, the record counts both requests the provider received."""
+
+    async def script(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async with provider(script) as fake:
+        route_to(harness, monkeypatch, fake.port)
+        response = await send(harness, "GET", f"/{SCHOOLS}/19110900503")
+
+    assert response.status_code == 502
+    assert len(fake.requests) == 2
+    record = await outcome(harness, response)
+    assert record["upstream_attempts"] == len(fake.requests)
