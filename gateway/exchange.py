@@ -376,6 +376,7 @@ class ExchangePipeline:
                 body=response.body,
                 keys=provider.keys,
                 max_age_s=self._settings.auth.signature_max_age_s,
+                head=forward.method == "HEAD",
             )
             record.upstream_signature_kid = verified.kid
         # Only now, with the provider's bytes verified, remove any content coding, so

@@ -276,6 +276,45 @@ async def test_truncated_or_garbage_answers_are_502_never_passed_on(
     assert record["reason"] == reason
 
 
+async def test_head_to_a_signing_provider_is_served_not_a_digest_mismatch(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HEAD is allowed wherever GET is (access.yaml). A provider that signs its
+    answers puts in a HEAD answer the Content-Digest of the content a GET would
+    carry (RFC 9530 section 2, as the registry stub does); checking that digest
+    against the empty HEAD body would answer 502 digest_mismatch, blaming
+    the provider for a correct answer."""
+    key = harness.demo.registry_key
+    assert key is not None
+
+    async def script(request: bytes, writer: asyncio.StreamWriter) -> None:
+        if request.startswith(b"HEAD"):
+            # Headers of the GET answer, no content: signed over what GET sends.
+            writer.write(
+                signed_answer(
+                    key,
+                    200,
+                    b"",
+                    headers={"content-length": str(len(SCHOOL))},
+                    signed_body=SCHOOL,
+                )
+            )
+        else:
+            writer.write(signed_answer(key, 200, SCHOOL))
+        await writer.drain()
+
+    async with provider(script) as fake:
+        route_to(harness, monkeypatch, fake.port)
+        get = await send(harness, "GET", f"/{SCHOOLS}/19110900503")
+        head = await send(harness, "HEAD", f"/{SCHOOLS}/19110900503")
+
+    assert get.status_code == 200
+    assert head.status_code == 200, head.headers.get("x-road-error")
+    assert head.body == b""
+    record = await outcome(harness, head)
+    assert record["decision"] == "forwarded"
+
+
 async def test_every_attempt_is_counted_when_the_retry_fails_too(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
