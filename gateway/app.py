@@ -87,12 +87,21 @@ class Answer:
     body: bytes
 
     @classmethod
-    def of(cls, status: int, headers: Mapping[str, str], body: bytes) -> Answer:
+    def of(
+        cls, status: int, headers: Mapping[str, str], body: bytes, *, head: bool = False
+    ) -> Answer:
+        """The answer with its ``content-length``; none for an answer to HEAD.
+
+        A HEAD answer may only state the length a GET would carry (RFC 9110
+        section 8.6), which the node does not know once it releases or maps a
+        body, so it states none rather than the 0 of the empty body it sends.
+        """
         raw = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in headers.items()
+            if not (head and name.lower() == "content-length")
         ]
-        bodiless = status < 200 or status in (204, 304)
+        bodiless = head or status < 200 or status in (204, 304)
         if not bodiless and all(name != b"content-length" for name, _ in raw):
             raw.append((b"content-length", str(len(body)).encode("ascii")))
         return cls(status, raw, body)
@@ -410,7 +419,9 @@ def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Answer:
         record.response_signature_kid = key.kid
     except NodeError:
         record.reason = record.reason or "response_unsigned"
-    return Answer.of(outbound.status, headers, outbound.body)
+    return Answer.of(
+        outbound.status, headers, outbound.body, head=record.method == "HEAD"
+    )
 
 
 def _jwks(node: Node) -> Response:

@@ -333,3 +333,27 @@ async def test_every_attempt_is_counted_when_the_retry_fails_too(
     assert len(fake.requests) == 2
     record = await outcome(harness, response)
     assert record["upstream_attempts"] == len(fake.requests)
+
+
+async def test_head_answer_never_claims_content_length_zero(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 9110 section 8.6: a Content-Length in a HEAD answer must equal the
+    length a GET would carry, or be left out: never the 0 of the empty body the
+    node sends while the provider said 51."""
+    key = harness.demo.registry_key
+    assert key is not None
+
+    async def script(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(
+            signed_answer(key, 200, b"", headers={"content-length": str(len(SCHOOL))})
+        )
+        await writer.drain()
+
+    async with provider(script) as fake:
+        route_to(harness, monkeypatch, fake.port)
+        head = await send(harness, "HEAD", f"/{SCHOOLS}/19110900503")
+
+    assert head.status_code == 200
+    assert head.body == b""
+    assert head.headers.get("content-length") in (None, str(len(SCHOOL)))
