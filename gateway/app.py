@@ -51,6 +51,7 @@ from gateway.exchange import Inbound, Outbound
 from gateway.framing import (
     BodyTooLargeError,
     check_client_digest,
+    check_forwarded_ascii,
     check_host,
     check_method,
     client_request_id,
@@ -335,6 +336,7 @@ async def _run(
     method = record.method
     check_method(method)
     headers = parse_headers(scope["headers"], limits.max_header_bytes)
+    check_forwarded_ascii(headers, wire.FORWARDED_REQUEST_HEADERS)
     request_id = client_request_id(headers)
     if request_id is not None:
         record.request_id = request_id

@@ -68,6 +68,20 @@ def parse_headers(raw: Iterable[tuple[bytes, bytes]], max_bytes: int) -> Headers
     return Headers(tuple(items))
 
 
+def check_forwarded_ascii(headers: Headers, forwarded: frozenset[str]) -> None:
+    """Refuse a non-ASCII value in a header the node would send on to a provider.
+
+    Field values are read as ISO-8859-1 (RFC 9110 section 5.5) and the provider
+    client writes text as UTF-8, so bytes over 0x7F would reach the provider
+    changed: an ``X-Road-UserId`` would name another person. The node signs
+    some of these fields, and a signature base is ASCII (RFC 9421 section 2.5).
+    So they must be ASCII; ``invalid_header`` (``non_ascii_header``) otherwise.
+    """
+    for name, value in headers.items:
+        if name in forwarded and not value.isascii():
+            raise FramingError(Reason.INVALID_HEADER, log_reason="non_ascii_header")
+
+
 def check_method(method: str) -> None:
     if method not in METHODS:
         raise FramingError(Reason.METHOD_NOT_ALLOWED)

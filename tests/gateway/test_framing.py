@@ -14,6 +14,7 @@ from gateway.framing import (
     BodyTooLargeError,
     Headers,
     check_client_digest,
+    check_forwarded_ascii,
     check_host,
     check_method,
     client_request_id,
@@ -85,6 +86,19 @@ def test_a_control_character_in_a_value_is_refused(value: bytes) -> None:
 
 def test_a_tab_in_a_value_is_allowed() -> None:
     assert parse_headers([(b"x", b"a\tb")], 8192).get("x") == "a\tb"
+
+
+def test_a_forwarded_header_must_be_ascii_others_need_not() -> None:
+    """A value the provider would receive transcoded is refused; one the node
+    only reads or logs (escaped) is not."""
+    forwarded = frozenset({"x-road-userid"})
+    utf8 = "EEé".encode().decode("latin-1")
+    check_forwarded_ascii(headers(("user-agent", utf8)), forwarded)
+    check_forwarded_ascii(headers(("x-road-userid", "EE12345678901")), forwarded)
+
+    with pytest.raises(FramingError) as caught:
+        check_forwarded_ascii(headers(("x-road-userid", utf8)), forwarded)
+    assert reason_of(caught) == (Reason.INVALID_HEADER, "non_ascii_header")
 
 
 def test_the_header_section_is_capped_as_a_whole() -> None:

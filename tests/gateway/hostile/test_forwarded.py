@@ -20,6 +20,7 @@ from tests.gateway.conftest import Harness
 from tests.gateway.hostile.support import (
     SCHOOLS,
     asgi,
+    outcome,
     provider,
     route_to,
     send,
@@ -310,3 +311,35 @@ async def test_an_undeclared_oversize_is_recorded_with_the_bytes_read(
     assert record["declared_length"] is None
     assert record["request_bytes"] == cap + 1
     assert record["request_body_sha256"] is None
+
+
+async def test_a_non_ascii_forwarded_header_is_refused_not_transcoded(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """X-Road-UserId is forwarded (gateway.wire). The node reads header bytes as
+    ISO-8859-1 and its provider client writes them as UTF-8, so a value with
+    bytes over 0x7F (here the UTF-8 of "EEé") reaches the provider transcoded a
+    second time ("EEÃ\\x83Â©"): the person named is not the one the client
+    named. The node refuses such a value instead, before anything is sent."""
+    key = harness.demo.registry_key
+    assert key is not None
+
+    async def script(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(signed_answer(key, 200, SCHOOL))
+        await writer.drain()
+
+    sent = "EE\u00e9".encode().decode("latin-1")  # the raw bytes 45 45 c3 a9
+    async with provider(script) as fake:
+        route_to(harness, monkeypatch, fake.port)
+        reply = await send(
+            harness,
+            "GET",
+            f"/{SCHOOLS}/19110900503",
+            headers={"x-road-userid": sent},
+        )
+
+    assert reply.status_code == 400
+    assert reply.headers["x-road-error"] == "Client.invalid_header"
+    assert fake.requests == []
+    record = await outcome(harness, reply)
+    assert (record["reason"], record["upstream_called"]) == ("non_ascii_header", False)
