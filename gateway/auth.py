@@ -261,6 +261,9 @@ class ClientAuthenticator:
             raise _invalid("exp_missing" if exp is None else "iat_missing")
         if exp - iat > settings.max_token_lifetime_s:
             raise _invalid("lifetime_too_long")
+        if exp <= iat:
+            # Expired when issued: no clock skew makes such a token valid.
+            raise _invalid("exp_not_after_iat")
         if now > exp + leeway:
             raise _reject(Reason.TOKEN_EXPIRED, "token_expired")
         if iat > now + leeway or (nbf is not None and nbf > now + leeway):

@@ -399,6 +399,18 @@ async def test_unregistered_issuer_is_unknown_client() -> None:
             id="F-lifetime",
         ),
         pytest.param(
+            _claims(iat=NOW + 30, exp=NOW + 10),
+            Reason.INVALID_TOKEN,
+            "exp_not_after_iat",
+            id="exp-before-iat-within-leeway",
+        ),
+        pytest.param(
+            _claims(iat=NOW, exp=NOW),
+            Reason.INVALID_TOKEN,
+            "exp_not_after_iat",
+            id="zero-lifetime",
+        ),
+        pytest.param(
             _claims(exp=str(NOW + 300)),
             Reason.INVALID_TOKEN,
             "exp_not_numeric",
