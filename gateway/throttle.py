@@ -109,6 +109,15 @@ class _Hits:
     times: deque[float]
 
 
+def _until_free(oldest: float, period: float, now: float) -> float:
+    """Seconds until a hit at ``oldest`` leaves the window: in ``(0, period]``.
+
+    Clamped: ``oldest + period - now`` can round to just over ``period`` when
+    ``oldest`` is ``now``, which would add a second to ``Retry-After``.
+    """
+    return min(period, oldest + period - now)
+
+
 class LocalWindow:
     """An exact moving window per key, kept in this process.
 
@@ -154,7 +163,7 @@ class LocalWindow:
         if len(times) < limit:
             times.append(now)
             return None
-        return times[0] + period - now
+        return _until_free(times[0], period, now)
 
     def wait(self, key: Hashable, limit: int, period: float) -> float | None:
         """What :meth:`hit` would answer now, without counting a hit. Raises nothing."""
@@ -165,7 +174,7 @@ class LocalWindow:
         if hits is None:
             return None
         times = _in_window(hits, now - period)
-        return None if len(times) < limit else times[0] + period - now
+        return None if len(times) < limit else _until_free(times[0], period, now)
 
     def _add(self, key: Hashable, limit: int, period: float, now: float) -> _Hits:
         if len(self._keys) >= self._sweep_at:

@@ -65,3 +65,15 @@ def test_a_wait_on_an_unknown_key_holds_nothing() -> None:
         assert window.wait(f"198.51.100.{n}", 3, 60) is None
 
     assert len(window) == 0
+
+
+def test_a_wait_never_exceeds_the_period() -> None:
+    """At this instant ``now + 60 - now`` rounds to just over 60 s, which would
+    have put 61 in Retry-After."""
+    clock = _Clock(1022.2415101082223)
+    assert (clock.now + 60) - clock.now > 60
+    window = LocalWindow(clock)
+
+    assert window.hit("ops-1", 1, 60) is None
+    assert window.hit("ops-1", 1, 60) == 60
+    assert window.wait("ops-1", 1, 60) == 60
