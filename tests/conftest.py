@@ -7,9 +7,14 @@ developer's machine without them they are skipped with the reason shown; in CI
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
-from collections.abc import AsyncIterator
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -53,6 +58,47 @@ def redis_url() -> str:
     client.flushdb()
     client.close()
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/15"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    """The URL (database 0) of a redis-server of the test's own on 127.0.0.1,
+    with ``noeviction``, for tests that change a server's configuration (never
+    the shared one's). Skips without ``redis-server``; in CI that is an error."""
+    from gateway.demo.setup import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required in CI but is not installed")
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(tmp_path)]
+    command += ["--maxmemory-policy", "noeviction"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        _wait_for_redis(port)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _wait_for_redis(port: int) -> None:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                client.ping()
+                return
+            time.sleep(0.05)
+    finally:
+        client.close()
+    raise RuntimeError("redis-server did not start")
 
 
 @pytest.fixture

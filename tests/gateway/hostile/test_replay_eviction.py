@@ -5,17 +5,12 @@ Redis whose ``maxmemory-policy`` evicts, unless ``redis.replay_url`` names one w
 from __future__ import annotations
 
 import contextlib
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from gateway.demo.setup import free_port
 from gateway.errors import ConfigError, NodeError
 from gateway.replay import check_replay_store, open_replay_cache
 from gateway.settings import RedisSettings
@@ -66,57 +61,11 @@ async def test_a_replay_url_on_the_same_evicting_instance_is_refused(
     assert caught.value.file == "node.yaml redis.replay_url"
 
 
-@pytest.fixture
-def noeviction_redis(tmp_path: Path) -> Iterator[str]:
-    """A second, private redis-server on 127.0.0.1 with noeviction."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-            "--maxmemory-policy",
-            "noeviction",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        _wait_for(url)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _wait_for(url: str) -> None:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.2)
-    for _ in range(100):
-        with contextlib.suppress(redis.ConnectionError):
-            client.ping()
-            client.close()
-            return
-        time.sleep(0.05)
-    client.close()
-    raise RuntimeError("redis-server did not start")
-
-
 @pytest.mark.sockets
 async def test_a_separate_noeviction_replay_redis_is_accepted(
-    redis_url: str, noeviction_redis: str
+    redis_url: str, private_redis: str
 ) -> None:
-    settings = RedisSettings(url=redis_url, replay_url=noeviction_redis)
+    settings = RedisSettings(url=redis_url, replay_url=private_redis)
 
     with _policy(redis_url, "allkeys-lru"):
         checked = await check_replay_store(settings)
@@ -131,7 +80,7 @@ async def test_a_separate_noeviction_replay_redis_is_accepted(
 
     assert checked is True
     assert (first, second) == (True, False)
-    probe = redis.Redis.from_url(noeviction_redis)
+    probe = redis.Redis.from_url(private_redis)
     assert probe.dbsize() == 1
     probe.close()
 
