@@ -59,7 +59,9 @@ class Admission:
         :raises AuthenticationError: ``token_replayed`` (nothing is counted).
         :raises ThrottledError: over the rate limit; the token is used.
         :raises NodeError: ``replay_store_unavailable`` if the replay store does
-            not answer (the rate limit alone would fall back per node).
+            not answer (the rate limit alone would fall back per node), or may
+            evict keys (its check, :meth:`RedisReplayCache.ready`, runs first:
+            nothing is recorded or counted then).
         """
         together = self._together
         if together is None:

@@ -96,6 +96,13 @@ class TokenUse:
     ttl_s: int
 
 
+def longest_use_ttl(settings: AuthSettings) -> int:
+    """The longest ``ttl_s`` a :class:`TokenUse` gets under ``settings``: ``exp``
+    is at most a lifetime after an ``iat`` at most a leeway ahead, and a use is
+    remembered for a leeway after ``exp``."""
+    return settings.max_token_lifetime_s + 2 * settings.leeway_s
+
+
 def replayed() -> AuthenticationError:
     """The error for an assertion used before (step 2)."""
     return _reject(Reason.TOKEN_REPLAYED, "jti_replayed")

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from gateway.admission import Admission
-from gateway.auth import ClientAuthenticator
+from gateway.auth import ClientAuthenticator, longest_use_ttl
 from gateway.deployment import Deployment, load_checked
 from gateway.exchange import ExchangePipeline
 from gateway.hsm import HsmToken
@@ -160,8 +160,15 @@ class Node:
         if settings.redis.url:
             redis_client = aioredis.from_url(settings.redis.url)
             replay = open_replay_cache(
-                settings.redis, redis_client, checked=replay_checked
+                settings.redis,
+                redis_client,
+                checked=replay_checked,
+                hold_s=longest_use_ttl(settings.auth),
             )
+            if replay_checked:
+                # The first reading of Redis's count of evicted keys: from now on
+                # an eviction keeps the replay store closed (gateway.replay).
+                await replay.check()
         else:
             replay = MemoryReplayCache(settings.auth.memory_replay_entries)
             log.warning(

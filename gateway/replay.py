@@ -10,10 +10,36 @@ turns every Redis failure into ``replay_store_unavailable``. Replay keys must li
 where Redis cannot evict them (C33 B): the node refuses to start on a Redis whose
 ``maxmemory-policy`` is not ``noeviction``, unless ``redis.replay_url`` names one
 that is (:func:`check_replay_store`).
+
+A Redis can change its policy while the node runs, so the Redis store checks again
+while it serves (:class:`RedisReplayCache`): before a use, once the last check is
+``redis.replay_check_interval_s`` seconds old (5 by default), and on each health
+probe that finds it as old. The check is one round trip, ``INFO memory`` and
+``INFO stats`` pipelined: the policy, and the server's count of evicted keys (of
+any database: any evicted key may have been a replay key). The count shows
+evictions also when the policy was switched to an evicting one and back between
+two checks. A store found evicting, or that has evicted keys, fails
+closed (``replay_store_evicts``) until a check finds it safe again; after
+evictions that is only once every key then evicted would have expired anyway.
+
+The check needs ``INFO``, not ``CONFIG``, so a managed Redis that renames or
+disables ``CONFIG`` is checked the same way. A Redis that refuses ``INFO`` (an ACL,
+a renamed command) cannot be checked; as at start, where the node then starts but
+cannot use the store, every use is refused (``replay_check_refused``) until a
+later check passes.
+
+What no check can prevent: a key evicted after one check is noticed at the next
+one at the earliest (a use or a health probe runs it), and until then the token whose
+key it was is accepted again. The interval bounds how long a store that started
+evicting is trusted, not whether a token can slip through meanwhile; the only
+safe store is one with ``noeviction`` all along. The count is first read when
+the node starts (:meth:`RedisReplayCache.check`): evictions before that are
+not seen.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
@@ -22,7 +48,7 @@ from typing import Protocol
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.errors import ConfigError, NodeError, Reason
 from gateway.settings import RedisSettings
@@ -158,11 +184,36 @@ def _memory_key(namespace: str, token_id: str) -> bytes:
     return hashlib.sha256(material).digest()[:16]
 
 
+#: Seconds between two eviction checks of a Redis replay store, by default.
+CHECK_INTERVAL_S = 5.0
+
+#: The longest TTL a replay key gets under any valid settings: a token's lifetime
+#: (``auth.max_token_lifetime_s``, at most 3600) and two leeways (300 each).
+LONGEST_TTL_S = 3600 + 2 * 300
+
+#: Why a Redis replay store refuses uses (``log_reason``).
+_EVICTS = "replay_store_evicts"
+_ERROR = "replay_store_error"
+_REFUSED = "replay_check_refused"
+
+
 class RedisReplayCache:
     """Replay cache in Redis: one ``SET key 1 NX EX ttl`` per use, atomic across nodes.
 
     The key is ``prefix + namespace + ":" + sha256(token_id)``. With ``owned`` the
     cache closes its client in :meth:`aclose`.
+
+    Before a use it checks that Redis cannot evict its keys (see the module
+    docstring) when the last check is ``check_interval_s`` old; between checks a
+    use costs nothing more than its ``SET``. Concurrent uses that find a check
+    due wait for one check. ``checked`` says the start check found the store
+    safe; without it every use checks first until a check reaches Redis.
+
+    Evictions are counted from the first check (:meth:`check` runs one at once).
+    Once Redis has evicted keys, uses are refused for ``hold_s`` seconds after
+    the check that saw it: the longest TTL a replay key can have, so that every
+    key evicted before that check has expired by then. ``clock`` is monotonic
+    (tests fake it).
     """
 
     def __init__(
@@ -172,12 +223,30 @@ class RedisReplayCache:
         *,
         owned: bool = False,
         checked: bool = True,
+        check_interval_s: float = CHECK_INTERVAL_S,
+        hold_s: float = LONGEST_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if check_interval_s <= 0:
+            raise ValueError("check_interval_s must be positive")
         self._client = client
         self._prefix = prefix
         self._owned = owned
-        #: False when the eviction check could not run at start: it runs on use.
-        self._checked = checked
+        self._interval = check_interval_s
+        self._hold_s = hold_s
+        self._clock = clock
+        #: The ``log_reason`` uses are refused with, None while the store is safe.
+        #: ``_ERROR`` means not known: a check could not reach Redis, or none ran.
+        self._refusal: str | None = None if checked else _ERROR
+        #: When the last check that got an answer from Redis ended.
+        self._checked_at = clock() if checked else -math.inf
+        #: Redis's ``evicted_keys`` at the last check that read it.
+        self._evicted: int | None = None
+        #: Uses are refused until then: keys were evicted that may still be live.
+        self._held_until = -math.inf
+        self._checking = asyncio.Lock()
+        #: Checks that ended, so that uses waiting for one do not run another.
+        self._checks = 0
 
     async def aclose(self) -> None:
         """Close the client if this cache owns it. Raises nothing."""
@@ -194,19 +263,39 @@ class RedisReplayCache:
         return f"{self._prefix}{namespace}:{token_digest(token_id)}"
 
     async def ready(self) -> None:
-        """Run the eviction check now if it could not run at start.
+        """Pass if the store is safe to record a use in, checking first if due.
 
-        :raises NodeError: ``replay_store_unavailable`` while it cannot run, or
-            when the Redis turns out to evict keys.
+        :raises NodeError: ``replay_store_unavailable``: with ``replay_store_evicts``
+            while Redis may evict keys or has evicted some that may be live,
+            ``replay_check_refused`` while Redis refuses the check, and
+            ``replay_store_error`` while the check cannot reach it.
         """
-        if not self._checked:
-            await self._deferred_check()
+        if self._due():
+            await self._check_once()
+        refusal = self._refusal
+        if refusal is not None:
+            raise NodeError(Reason.REPLAY_STORE_UNAVAILABLE, log_reason=refusal)
+
+    async def healthy(self) -> bool:
+        """Whether uses are accepted now, checking first if due. Raises nothing."""
+        if self._due():
+            await self._check_once()
+        return self._refusal is None
+
+    async def check(self) -> bool:
+        """Check the store now, due or not, and say whether uses are accepted.
+
+        A node runs it once at start, so that evictions from then on are
+        counted. Raises nothing.
+        """
+        await self._check_once()
+        return self._refusal is None
 
     async def first_use(self, namespace: str, token_id: str, ttl_s: int) -> bool:
         """True once per (namespace, token id) within ``ttl_s``.
 
         :raises NodeError: ``replay_store_unavailable`` on any Redis failure, and
-            while a Redis whose check was deferred turns out to evict keys.
+            while the store may evict keys (:meth:`ready`).
         """
         await self.ready()
         try:
@@ -219,20 +308,87 @@ class RedisReplayCache:
             ) from exc
         return bool(created)
 
-    async def _deferred_check(self) -> None:
+    def _due(self) -> bool:
+        if self._refusal == _ERROR:
+            return True
+        return self._clock() - self._checked_at >= self._interval
+
+    async def _check_once(self) -> None:
+        """Run one check, or wait for the one running and take its answer."""
+        ended = self._checks
+        async with self._checking:
+            if self._checks != ended:
+                return
+            await self._check()
+            self._checks += 1
+
+    async def _check(self) -> None:
         try:
-            await _check_policy(self._client, "redis")
+            evicted = await _check_policy(self._client, "redis")
+            evicting = None
         except ConfigError as exc:
-            # No traceback: the reason says all there is to say.
-            log.error("replay.store_evicts", detail=exc.reason)  # noqa: TRY400
-            raise NodeError(
-                Reason.REPLAY_STORE_UNAVAILABLE, log_reason="replay_store_evicts"
-            ) from exc
-        except (RedisError, OSError) as exc:
-            raise NodeError(
-                Reason.REPLAY_STORE_UNAVAILABLE, log_reason="replay_store_error"
-            ) from exc
-        self._checked = True
+            evicted = getattr(exc, "evicted", None)
+            evicting = exc.reason
+        except ResponseError as exc:
+            # INFO renamed, disabled or denied to this user: nothing to go by.
+            self._settle(
+                _REFUSED,
+                detail="Redis refused INFO; replay uses are refused until it answers",
+                error=type(exc).__name__,
+            )
+            return
+        except (RedisError, OSError):
+            # Not an answer: the next use checks again (its SET would fail too).
+            self._refusal = _ERROR
+            return
+        now = self._clock()
+        fresh = self._count_evictions(evicted)
+        if fresh:
+            self._held_until = now + self._hold_s
+        if evicting is not None:
+            self._settle(
+                _EVICTS, force=bool(fresh), detail=evicting, evicted_keys=fresh
+            )
+        elif fresh:
+            self._settle(
+                _EVICTS,
+                force=True,
+                detail="Redis evicted keys; replay keys among them may be live",
+                evicted_keys=fresh,
+                refused_for_s=self._hold_s,
+            )
+        elif now < self._held_until:
+            self._settle(
+                _EVICTS, detail="keys were evicted", until_s=self._held_until - now
+            )
+        else:
+            self._settle(None)
+
+    def _count_evictions(self, evicted: int | None) -> int:
+        """Keys evicted since the last reading of the count (0 at the first)."""
+        if evicted is None:
+            return 0
+        before, self._evicted = self._evicted, evicted
+        if before is None:
+            return 0
+        # A count below the last one was reset (CONFIG RESETSTAT, a restart): all
+        # it holds now was evicted since.
+        return evicted - before if evicted >= before else evicted
+
+    def _settle(
+        self, refusal: str | None, *, force: bool = False, **detail: object
+    ) -> None:
+        """Record a check's answer; log when it changes what uses get."""
+        before, self._refusal = self._refusal, refusal
+        self._checked_at = self._clock()
+        if refusal == before and not force:
+            return
+        if refusal is None:
+            log.info("replay.store_safe", detail="replay uses are accepted again")
+        elif refusal == _EVICTS:
+            log.warning("replay.store_evicts", **detail)
+        else:
+            log.warning("replay.check_refused", **detail)
 
 
 def _replay_source(settings: RedisSettings) -> tuple[str, str]:
@@ -243,24 +399,46 @@ def _replay_source(settings: RedisSettings) -> tuple[str, str]:
     return settings.url, "node.yaml redis.url"
 
 
-async def _check_policy(client: Redis, source: str) -> None:
-    info = await client.info("memory")
-    policy = str(info.get("maxmemory_policy", ""))
+class _EvictingPolicyError(ConfigError):
+    """A ``maxmemory-policy`` that may evict keys, and Redis's count of evicted keys."""
+
+    def __init__(self, source: str, reason: str, evicted: int | None) -> None:
+        super().__init__(source, reason)
+        self.evicted = evicted
+
+
+async def _check_policy(client: Redis, source: str) -> int | None:
+    """Redis's count of evicted keys (None if INFO lacks it), in one round trip.
+
+    :raises ConfigError: the ``maxmemory-policy`` is not ``noeviction`` (with the
+        count as ``evicted``).
+    :raises RedisError: Redis did not answer, or refused ``INFO``.
+    """
+    pipe = client.pipeline(transaction=False)
+    pipe.info("memory")
+    pipe.info("stats")
+    memory, stats = await pipe.execute()
+    policy = str(memory.get("maxmemory_policy", ""))
+    evicted = stats.get("evicted_keys")
+    count = evicted if isinstance(evicted, int) else None
     if policy != "noeviction":
-        raise ConfigError(
+        raise _EvictingPolicyError(
             source,
             f"maxmemory-policy is {policy or 'unknown'!r}: replay keys could be "
             "evicted and tokens replayed; set it to noeviction, or configure "
             "redis.replay_url with a Redis that has noeviction",
+            count,
         )
+    return count
 
 
 async def check_replay_store(settings: RedisSettings) -> bool:
     """Refuse a Redis that may evict replay keys (C33 B), before the node starts.
 
     True when the replay Redis has ``maxmemory-policy noeviction`` (or no Redis is
-    configured); False when it does not answer now, so that the cache checks on
-    its first use (a WARNING says so; until then every use fails closed anyway).
+    configured); False when it does not answer now, or refuses ``INFO``, so that
+    the cache checks on its first use (a WARNING says so; until a check passes
+    every use fails closed anyway).
 
     :raises ConfigError: the replay Redis may evict keys.
     """
@@ -271,9 +449,10 @@ async def check_replay_store(settings: RedisSettings) -> bool:
     try:
         await _check_policy(client, source)
     except (RedisError, OSError) as exc:
+        answer = "refused INFO" if isinstance(exc, ResponseError) else "did not answer"
         log.warning(
             "replay.eviction_unchecked",
-            detail="Redis did not answer; its eviction policy is checked on use",
+            detail=f"Redis {answer}; its eviction policy is checked on use",
             error=type(exc).__name__,
         )
         return False
@@ -283,11 +462,22 @@ async def check_replay_store(settings: RedisSettings) -> bool:
 
 
 def open_replay_cache(
-    settings: RedisSettings, shared: Redis, *, checked: bool
+    settings: RedisSettings,
+    shared: Redis,
+    *,
+    checked: bool,
+    hold_s: float = LONGEST_TTL_S,
 ) -> RedisReplayCache:
     """The replay cache on ``redis.replay_url``'s own client if one is configured,
-    else on ``shared`` (the ``redis.url`` client). Raises nothing."""
+    else on ``shared`` (the ``redis.url`` client). It checks its store every
+    ``redis.replay_check_interval_s``; ``hold_s`` is the longest TTL of a replay
+    key (:class:`RedisReplayCache`). Raises nothing."""
+    interval = settings.replay_check_interval_s
     if settings.replay_url is None or settings.replay_url == settings.url:
-        return RedisReplayCache(shared, checked=checked)
+        return RedisReplayCache(
+            shared, checked=checked, check_interval_s=interval, hold_s=hold_s
+        )
     client = Redis.from_url(settings.replay_url)
-    return RedisReplayCache(client, owned=True, checked=checked)
+    return RedisReplayCache(
+        client, owned=True, checked=checked, check_interval_s=interval, hold_s=hold_s
+    )

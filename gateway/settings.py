@@ -78,6 +78,9 @@ class RedisSettings(Strict):
     #: A separate Redis for replay keys (C33), with ``maxmemory-policy noeviction``;
     #: required when ``url``'s instance may evict keys.
     replay_url: str | None = None
+    #: Seconds between checks, while the node runs, that the replay Redis still
+    #: cannot evict keys (its policy, and its count of evicted keys).
+    replay_check_interval_s: float = Field(5.0, gt=0, le=300)
 
     @field_validator("url", "replay_url")
     @classmethod

@@ -1,9 +1,11 @@
 """Health for load balancers and the environment facts of the admin API.
 
 ``/admin/health`` answers 200 only when the message log can be written, a key
-may sign, Redis answers (when configured) and the configuration directory still
-passes its check, and the node is not in maintenance. The result is reused for a
-second or two so that frequent probes cost nothing.
+may sign, Redis answers (when configured), the replay store in Redis cannot evict
+its keys (``replay_store``: checked again when its last check is due, see
+:mod:`gateway.replay`) and the configuration directory still passes its check, and
+the node is not in maintenance. The result is reused for a second or two so that
+frequent probes cost nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from redis.exceptions import RedisError
 
 from gateway.deployment import check_deployment
 from gateway.errors import NodeError
+from gateway.replay import RedisReplayCache
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -63,6 +66,9 @@ class HealthChecker:
             # keeps replay and rate-limit state to itself, and says so here.
             if node.redis is not None:
                 checks["redis"] = await _redis_ok(node)
+            replay = node.shared.replay
+            if isinstance(replay, RedisReplayCache):
+                checks["replay_store"] = await _replay_ok(replay)
             status = "ok" if all(checks.values()) else "unavailable"
             if node.ops.maintenance.on:
                 status = "maintenance"
@@ -89,6 +95,14 @@ async def _redis_ok(node: Node) -> bool:
     except (TimeoutError, OSError, ConnectionError):
         return False
     except RedisError:
+        return False
+
+
+async def _replay_ok(replay: RedisReplayCache) -> bool:
+    try:
+        async with asyncio.timeout(_REDIS_TIMEOUT_S):
+            return await replay.healthy()
+    except TimeoutError:
         return False
 
 

@@ -16,6 +16,7 @@ from gateway.auth import (
     AuthenticatedClient,
     ClientAuthenticator,
     ClientKey,
+    longest_use_ttl,
     make_assertion,
     safe_token_facts,
 )
@@ -641,6 +642,26 @@ async def test_replay_ttl_covers_token_lifetime_and_leeway() -> None:
     await _authenticator(Recording()).authenticate(f"Bearer {_token()}")
 
     assert seen == [240 + 60]
+
+
+@pytest.mark.anyio
+async def test_the_longest_replay_ttl_is_what_a_redis_store_holds_after_evictions() -> (
+    None
+):
+    """A token issued a leeway ahead with the longest lifetime is remembered for
+    ``longest_use_ttl``: a Redis store that lost keys refuses uses that long."""
+    seen: list[int] = []
+
+    class Recording(MemoryReplayCache):
+        async def first_use(self, namespace: str, token_id: str, ttl_s: int) -> bool:
+            seen.append(ttl_s)
+            return await super().first_use(namespace, token_id, ttl_s)
+
+    claims = _claims(iat=NOW + 60, nbf=None, exp=NOW + 60 + 300)
+    await _authenticator(Recording()).authenticate(f"Bearer {_token(claims=claims)}")
+
+    settings = AuthSettings(audience=AUDIENCE, max_token_lifetime_s=300, leeway_s=60)
+    assert seen == [longest_use_ttl(settings)] == [420]
 
 
 @pytest.mark.anyio
