@@ -14,13 +14,15 @@ that is (:func:`check_replay_store`).
 A Redis can change its policy while the node runs, so the Redis store checks again
 while it serves (:class:`RedisReplayCache`): before a use, once the last check is
 ``redis.replay_check_interval_s`` seconds old (5 by default), and on each health
-probe that finds it as old. The check is one round trip, ``INFO memory`` and
-``INFO stats`` pipelined: the policy, and the server's count of evicted keys (of
-any database: any evicted key may have been a replay key). The count shows
-evictions also when the policy was switched to an evicting one and back between
-two checks. A store found evicting, or that has evicted keys, fails
+probe that finds it as old. The check is one round trip, ``INFO memory``,
+``INFO stats`` and ``INFO server`` pipelined: the policy, the server's count of
+evicted keys (of any database: any evicted key may have been a replay key) and its
+run id. The count shows evictions also when the policy was switched to an evicting
+one and back between two checks; a new run id shows a restart, which may have lost
+every key. A store found evicting, or that has evicted keys or restarted, fails
 closed (``replay_store_evicts``) until a check finds it safe again; after
-evictions that is only once every key then evicted would have expired anyway.
+evictions or a restart that is only once every key then lost would have expired
+anyway.
 
 The check needs ``INFO``, not ``CONFIG``, so a managed Redis that renames or
 disables ``CONFIG`` is checked the same way. A Redis that refuses ``INFO`` (an ACL,
@@ -240,8 +242,9 @@ class RedisReplayCache:
         self._refusal: str | None = None if checked else _ERROR
         #: When the last check that got an answer from Redis ended.
         self._checked_at = clock() if checked else -math.inf
-        #: Redis's ``evicted_keys`` at the last check that read it.
+        #: Redis's ``evicted_keys`` and ``run_id`` at the last check that read them.
         self._evicted: int | None = None
+        self._run_id: str | None = None
         #: Uses are refused until then: keys were evicted that may still be live.
         self._held_until = -math.inf
         self._checking = asyncio.Lock()
@@ -324,10 +327,10 @@ class RedisReplayCache:
 
     async def _check(self) -> None:
         try:
-            evicted = await _check_policy(self._client, "redis")
+            reading = await _check_policy(self._client, "redis")
             evicting = None
-        except ConfigError as exc:
-            evicted = getattr(exc, "evicted", None)
+        except _EvictingPolicyError as exc:
+            reading = exc.reading
             evicting = exc.reason
         except ResponseError as exc:
             # INFO renamed, disabled or denied to this user: nothing to go by.
@@ -342,9 +345,18 @@ class RedisReplayCache:
             self._refusal = _ERROR
             return
         now = self._clock()
-        fresh = self._count_evictions(evicted)
-        if fresh:
+        fresh = self._count_evictions(reading.evicted)
+        restarted = self._restarted(reading.run_id)
+        if fresh or restarted:
             self._held_until = now + self._hold_s
+        if restarted:
+            self._settle(
+                _EVICTS,
+                force=True,
+                detail="Redis restarted; replay keys it held may be lost",
+                refused_for_s=self._hold_s,
+            )
+            return
         if evicting is not None:
             self._settle(
                 _EVICTS, force=bool(fresh), detail=evicting, evicted_keys=fresh
@@ -363,6 +375,17 @@ class RedisReplayCache:
             )
         else:
             self._settle(None)
+
+    def _restarted(self, run_id: str | None) -> bool:
+        """Whether Redis restarted since the last check: a new run id.
+
+        A restart may lose every key (without persistence, or since the last
+        snapshot), and the eviction count starts again at 0, so it shows nothing.
+        """
+        if run_id is None:
+            return False
+        before, self._run_id = self._run_id, run_id
+        return before is not None and before != run_id
 
     def _count_evictions(self, evicted: int | None) -> int:
         """Keys evicted since the last reading of the count (0 at the first)."""
@@ -399,37 +422,52 @@ def _replay_source(settings: RedisSettings) -> tuple[str, str]:
     return settings.url, "node.yaml redis.url"
 
 
+class _Reading:
+    """What one check read: the count of evicted keys and the server's run id."""
+
+    __slots__ = ("evicted", "run_id")
+
+    def __init__(self, evicted: int | None, run_id: str | None) -> None:
+        self.evicted, self.run_id = evicted, run_id
+
+
 class _EvictingPolicyError(ConfigError):
-    """A ``maxmemory-policy`` that may evict keys, and Redis's count of evicted keys."""
+    """A ``maxmemory-policy`` that may evict keys, and what the check read."""
 
-    def __init__(self, source: str, reason: str, evicted: int | None) -> None:
+    def __init__(self, source: str, reason: str, reading: _Reading) -> None:
         super().__init__(source, reason)
-        self.evicted = evicted
+        self.reading = reading
 
 
-async def _check_policy(client: Redis, source: str) -> int | None:
-    """Redis's count of evicted keys (None if INFO lacks it), in one round trip.
+async def _check_policy(client: Redis, source: str) -> _Reading:
+    """Redis's count of evicted keys and run id (None where INFO lacks them), in
+    one round trip.
 
-    :raises ConfigError: the ``maxmemory-policy`` is not ``noeviction`` (with the
-        count as ``evicted``).
+    :raises ConfigError: the ``maxmemory-policy`` is not ``noeviction`` (with
+        what was read as ``reading``).
     :raises RedisError: Redis did not answer, or refused ``INFO``.
     """
     pipe = client.pipeline(transaction=False)
     pipe.info("memory")
     pipe.info("stats")
-    memory, stats = await pipe.execute()
+    pipe.info("server")
+    memory, stats, server = await pipe.execute()
     policy = str(memory.get("maxmemory_policy", ""))
     evicted = stats.get("evicted_keys")
-    count = evicted if isinstance(evicted, int) else None
+    run_id = server.get("run_id")
+    reading = _Reading(
+        evicted if isinstance(evicted, int) else None,
+        str(run_id) if run_id is not None else None,
+    )
     if policy != "noeviction":
         raise _EvictingPolicyError(
             source,
             f"maxmemory-policy is {policy or 'unknown'!r}: replay keys could be "
             "evicted and tokens replayed; set it to noeviction, or configure "
             "redis.replay_url with a Redis that has noeviction",
-            count,
+            reading,
         )
-    return count
+    return reading
 
 
 async def check_replay_store(settings: RedisSettings) -> bool:
