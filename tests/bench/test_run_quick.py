@@ -37,15 +37,22 @@ def test_summary_has_the_issue_figures() -> None:
     assert figures["two_process_cpu_ratio"] == round(960 / 900, 3)
 
 
-def test_summary_gives_each_step_its_cost_against_full() -> None:
+def _with_steps_off(**off: tuple[float, float]) -> dict[str, Run]:
+    """Results of the base variants, and of ``off-<step>`` with (rps, cpu us)."""
     results = {
         "direct": _run("direct", 4000, {"registry": 150}),
         "bare-proxy": _run("bare-proxy", 2000, {"bare-proxy": 130}),
         "full": _run("full", 1000, {"node-a": 800}),
         "2-nodes": _run("2-nodes", 1350, {"node-a": 480, "node-b": 480}),
-        "off-log": _run("off-log", 1250, {"off-log": 600}),
-        "off-sign": _run("off-sign", 1000, {"off-sign": 790}),
     }
+    for step, (rps, cpu) in off.items():
+        name = f"off-{step}"
+        results[name] = _run(name, rps, {name: cpu})
+    return results
+
+
+def test_summary_gives_each_step_its_cost_against_full() -> None:
+    results = _with_steps_off(log=(1250, 600), sign=(1000, 790))
     half = Run("full", 500, 2.0, 7.5, 9.0, 0, False, {})
 
     figures = summarise(
@@ -65,14 +72,7 @@ def test_summary_gives_each_step_its_cost_against_full() -> None:
 
 
 def test_every_step_off_at_once_gives_the_skeleton_against_the_bare_proxy() -> None:
-    results = {
-        "direct": _run("direct", 4000, {"registry": 150}),
-        "bare-proxy": _run("bare-proxy", 2000, {"bare-proxy": 130}),
-        "full": _run("full", 1000, {"node-a": 800}),
-        "2-nodes": _run("2-nodes", 1350, {"node-a": 480, "node-b": 480}),
-        "off-log": _run("off-log", 1250, {"off-log": 600}),
-        "off-all": _run("off-all", 2100, {"off-all": 390}),
-    }
+    results = _with_steps_off(log=(1250, 600), all=(2100, 390))
     half = Run("full", 500, 2.0, 7.5, 9.0, 0, False, {})
 
     figures = summarise(results, half, half, redis=False)
