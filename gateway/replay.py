@@ -329,8 +329,8 @@ class RedisReplayCache:
         try:
             reading = await _check_policy(self._client, "redis")
             evicting = None
-        except _EvictingPolicyError as exc:
-            reading = exc.reading
+        except ConfigError as exc:
+            reading = exc.reading if isinstance(exc, _EvictingPolicyError) else _NONE
             evicting = exc.reason
         except ResponseError as exc:
             # INFO renamed, disabled or denied to this user: nothing to go by.
@@ -429,6 +429,10 @@ class _Reading:
 
     def __init__(self, evicted: int | None, run_id: str | None) -> None:
         self.evicted, self.run_id = evicted, run_id
+
+
+#: A check that read neither count nor run id.
+_NONE = _Reading(None, None)
 
 
 class _EvictingPolicyError(ConfigError):
