@@ -61,6 +61,11 @@ from gateway.msglog.store import (
 )
 
 _PROBE_TIMEOUT_S = 1.0
+#: The tables an append writes, each present and writable by this user.
+_PROBE = (
+    "SELECT has_table_privilege('records', 'INSERT')"
+    " AND has_table_privilege('bodies', 'INSERT')"
+)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 #: ``InternalClientError``: a kept connection the server has ended can refuse a
@@ -188,17 +193,23 @@ class PostgresLogStore(PagedReads):
             return bool(won)
 
     async def probe(self) -> None:
-        """One round trip within a second; StoreError if the database cannot answer.
+        """One round trip within a second; StoreError unless the log's tables
+        are there and this user may write them.
 
         A node learns of an outage from this probe before it forwards an exchange,
         not from the failed write that would come only after the provider acted.
+        A database that answers but has lost a table or the right to write it is
+        an outage too: answering ``SELECT 1`` would declare the log back, and the
+        next write would fail again.
         """
         try:
             async with asyncio.timeout(_PROBE_TIMEOUT_S):
                 async with _translate("probe"), self._conn() as conn:
-                    await conn.execute("SELECT 1")
+                    writable = await conn.fetchval(_PROBE)
         except TimeoutError as exc:
             raise StoreError("probe") from exc
+        if writable is not True:
+            raise StoreError("probe")
 
     async def tail(self) -> LogTail:
         """The record count (highest committed seq + 1) and the last hash."""

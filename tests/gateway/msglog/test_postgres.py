@@ -270,3 +270,19 @@ class _Recorder:
     async def fetchrow(self, sql: str) -> tuple[int, str]:
         self.statements.append(sql)
         return (4, "ab" * 32)
+
+
+async def test_the_probe_fails_while_the_records_table_is_gone(pg: Backend) -> None:
+    """A database that answers is not a log that can be written: recovery must
+    not declare the log back while every append would fail."""
+    store = pg.store()
+    await store.open()
+    try:
+        await store.probe()
+        await pg.tamper(("ALTER TABLE records RENAME TO records_moved", ()))
+        with pytest.raises(StoreError):
+            await store.probe()
+        await pg.tamper(("ALTER TABLE records_moved RENAME TO records", ()))
+        await store.probe()
+    finally:
+        await store.close()
