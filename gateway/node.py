@@ -28,12 +28,8 @@ from gateway.keywatch import KeyringWatcher
 from gateway.msglog.log import MessageLog
 from gateway.msglog.stores import body_log_for, store_from_settings
 from gateway.operations import Operations
-from gateway.replay import (
-    MemoryReplayCache,
-    ReplayCache,
-    check_replay_store,
-    open_replay_cache,
-)
+from gateway.replay import MemoryReplayCache, ReplayCache, open_replay_cache
+from gateway.replaywatch import check_replay_store
 from gateway.secrets import Secret, read_passphrase
 from gateway.subjects import SubjectHasher
 from gateway.throttle import Throttle
@@ -167,7 +163,7 @@ class Node:
             )
             if replay_checked:
                 # The first reading of Redis's count of evicted keys: from now on
-                # an eviction keeps the replay store closed (gateway.replay).
+                # an eviction keeps the replay store closed (gateway.replaywatch).
                 await replay.check()
         else:
             replay = MemoryReplayCache(settings.auth.memory_replay_entries)

@@ -3,9 +3,9 @@
 ``/admin/health`` answers 200 only when the message log can be written, a key
 may sign, Redis answers (when configured), the replay store in Redis cannot evict
 its keys (``replay_store``: checked again when its last check is due, see
-:mod:`gateway.replay`) and the configuration directory still passes its check, and
-the node is not in maintenance. The result is reused for a second or two so that
-frequent probes cost nothing.
+:mod:`gateway.replaywatch`) and the configuration directory still passes its
+check, and the node is not in maintenance. The result is reused for a second or
+two so that frequent probes cost nothing.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from gateway import replay as replay_module
+from gateway import replaywatch as replay_module
 from gateway.admission import Admission
 from gateway.errors import ConfigError, NodeError, Reason, ThrottledError
 from gateway.replay import MemoryReplayCache, RedisReplayCache

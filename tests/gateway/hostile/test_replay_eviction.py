@@ -21,7 +21,8 @@ from structlog.testing import capture_logs
 
 from gateway.admission import Admission
 from gateway.errors import ConfigError, NodeError, Reason
-from gateway.replay import RedisReplayCache, check_replay_store, open_replay_cache
+from gateway.replay import RedisReplayCache, open_replay_cache
+from gateway.replaywatch import check_replay_store
 from gateway.settings import RedisSettings
 from gateway.throttle import KEY_PREFIX, Throttle
 from tests.gateway.admission_support import count_commands, refusal, token_use
