@@ -7,6 +7,7 @@ cannot recover or confirm an id by hashing guesses.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -51,9 +52,28 @@ class SubjectHasher:
         path = state_dir / _KEY_FILE
         if not path.exists():
             state_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+            _create_key(path)
         if path.stat().st_mode & 0o077:
             raise ConfigError(str(path), "must not be readable by group or others")
         return cls(bytes.fromhex(path.read_text().strip()))
+
+
+def _create_key(path: Path) -> None:
+    """Write a new random key at ``path`` unless another process got there first.
+
+    The workers of one node start together and may all find no key: each writes
+    its own to a file of its own, then links it to ``path``, which appears
+    complete or not at all. The first link wins and the others read that key, so
+    every worker hashes with the same one and none reads a half-written file.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temp, path)
+    finally:
+        temp.unlink()
