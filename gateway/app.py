@@ -49,7 +49,7 @@ from gateway.errors import (
 )
 from gateway.exchange import Inbound, Outbound
 from gateway.framing import (
-    BodyTooLargeError,
+    PartialBodyError,
     check_client_digest,
     check_forwarded_ascii,
     check_host,
@@ -354,7 +354,7 @@ async def _run(
     record.declared_length = declared_length(headers)
     try:
         body = await read_body(receive, method, headers, limits.max_body_bytes)
-    except BodyTooLargeError as exc:
+    except PartialBodyError as exc:
         record.request_bytes = exc.bytes_read
         raise
     record.request_bytes = len(body)

@@ -63,6 +63,7 @@ class Reason(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     MALFORMED_REQUEST = "malformed_request"
+    BODY_NOT_ALLOWED = "body_not_allowed"
     # step 2: authentication
     MISSING_CREDENTIAL = "missing_credential"
     INVALID_TOKEN = "invalid_token"
@@ -145,6 +146,7 @@ REASONS: Mapping[Reason, ReasonSpec] = {
     R.UNSUPPORTED_MEDIA_TYPE: _client(415, "The media type is not supported"),
     R.METHOD_NOT_ALLOWED: _client(405, "The method is not allowed here"),
     R.MALFORMED_REQUEST: _client(400, "The request is not valid HTTP/1.1"),
+    R.BODY_NOT_ALLOWED: _client(400, "This method takes no request body"),
     R.MISSING_CREDENTIAL: _client(401, "A client credential is required"),
     R.INVALID_TOKEN: _client(401, "The client credential is not valid"),
     R.TOKEN_EXPIRED: _client(401, "The client credential has expired"),

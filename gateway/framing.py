@@ -25,12 +25,25 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
 
 
-class BodyTooLargeError(FramingError):
+class PartialBodyError(FramingError):
+    """A body that was not read whole, with how many of its bytes arrived first.
+
+    The record keeps the count (C19): an aborted, slow, malformed or oversized
+    body is logged with what the client actually sent.
+    """
+
+    def __init__(
+        self, reason: Reason, bytes_read: int, log_reason: str | None = None
+    ) -> None:
+        super().__init__(reason, log_reason=log_reason)
+        self.bytes_read = bytes_read
+
+
+class BodyTooLargeError(PartialBodyError):
     """``body_too_large``, with how many body bytes were read before it (C19)."""
 
     def __init__(self, bytes_read: int, log_reason: str | None = None) -> None:
-        super().__init__(Reason.BODY_TOO_LARGE, log_reason=log_reason)
-        self.bytes_read = bytes_read
+        super().__init__(Reason.BODY_TOO_LARGE, bytes_read, log_reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,20 +157,33 @@ async def read_body(
     ``100 Continue``); a chunked body is cut off at the first byte past the cap
     (both raise :class:`BodyTooLargeError`, which says how much was read). A
     client that disconnects mid-body gets ``client_aborted``: the partial body is
-    never treated as complete.
+    never treated as complete. Every failure once reading has begun, including
+    the server's own (a malformed chunk, a slow body), is a
+    :class:`PartialBodyError` with the count of bytes read.
     """
     length = declared_length(headers)
+    if method in _BODYLESS:
+        # RFC 9110 sections 9.3.1, 9.3.2 and 9.3.5: content on these methods has no
+        # defined meaning, and servers disagree on whether to read it, which is
+        # what request smuggling exploits. Refused, never read or forwarded.
+        if length or headers.get("transfer-encoding") is not None:
+            raise FramingError(Reason.BODY_NOT_ALLOWED)
+        return b""
     if length is not None and length > max_bytes:
         raise BodyTooLargeError(0, log_reason="declared_too_large")
-    if method in _BODYLESS and not length and headers.get("transfer-encoding") is None:
-        return b""
 
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        try:
+            message = await receive()
+        except PartialBodyError:
+            raise
+        except FramingError as exc:
+            # The server failed the body (a malformed chunk, a slow client).
+            raise PartialBodyError(exc.reason, size, exc.log_reason) from None
         if message["type"] == "http.disconnect":
-            raise FramingError(Reason.CLIENT_ABORTED)
+            raise PartialBodyError(Reason.CLIENT_ABORTED, size)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Methods ``clients call`` sends; the node's access rights decide the rest.
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# The methods the node refuses a body on (gateway.framing, body_not_allowed).
+_BODYLESS = frozenset({"GET", "HEAD", "DELETE"})
 
 
 @click.group("clients")
@@ -201,6 +203,9 @@ def call(
     client = _client_id(subsystem)
     service, endpoint, query = _target(target)
     body = _body(data)
+    if body is not None and method.upper() in _BODYLESS:
+        # The node refuses them (body_not_allowed): said here, before signing.
+        raise click.BadParameter(f"{method.upper()} takes no body", param_hint="--data")
     key = _client_key(ctx, client, key_file, kid)
     trusted = _trusted_node_keys(node_jwks) if node_jwks is not None else None
     if node_url is None or audience is None:

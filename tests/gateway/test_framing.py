@@ -13,6 +13,7 @@ from gateway.errors import FramingError, Reason
 from gateway.framing import (
     BodyTooLargeError,
     Headers,
+    PartialBodyError,
     check_client_digest,
     check_forwarded_ascii,
     check_host,
@@ -301,9 +302,27 @@ async def test_a_body_exactly_at_the_cap_is_accepted() -> None:
 async def test_a_client_that_leaves_mid_body_aborts_the_exchange() -> None:
     receive = Receiver(body(b"{", more=True), {"type": "http.disconnect"})
 
-    with pytest.raises(FramingError) as caught:
+    with pytest.raises(PartialBodyError) as caught:
         await read_body(receive, "POST", headers(("content-length", "9")), 100)
     assert caught.value.reason is Reason.CLIENT_ABORTED
+    assert caught.value.bytes_read == 1
+
+
+async def test_a_body_the_server_fails_keeps_its_reason_and_count() -> None:
+    """A malformed chunk or a slow body, raised by the server from ``receive``."""
+
+    class Failing(Receiver):
+        async def __call__(self) -> MutableMapping[str, Any]:
+            if self.calls == 2:
+                raise FramingError(Reason.CLIENT_TIMEOUT, log_reason="body_rate")
+            return await super().__call__()
+
+    receive = Failing(body(b"abcd", more=True), body(b"ef", more=True))
+
+    with pytest.raises(PartialBodyError) as caught:
+        await read_body(receive, "POST", headers(("transfer-encoding", "chunked")), 100)
+    assert reason_of(caught) == (Reason.CLIENT_TIMEOUT, "body_rate")
+    assert caught.value.bytes_read == 6
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
@@ -313,9 +332,24 @@ async def test_a_bodyless_method_without_framing_reads_nothing(method: str) -> N
     assert receive.calls == 0
 
 
-async def test_a_get_that_declares_a_body_has_it_read() -> None:
-    """Read, not left on the connection to be parsed as the next request."""
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
+@pytest.mark.parametrize(
+    "framing",
+    [(("content-length", "3"),), (("transfer-encoding", "chunked"),)],
+    ids=["content-length", "chunked"],
+)
+async def test_a_bodyless_method_with_a_body_is_refused_unread(
+    method: str, framing: tuple[tuple[str, str], ...]
+) -> None:
+    """Never read, so never forwarded; the refusal closes the connection."""
     receive = Receiver(body(b"abc"))
-    assert (
-        await read_body(receive, "GET", headers(("content-length", "3")), 100) == b"abc"
-    )
+
+    with pytest.raises(FramingError, match="body_not_allowed"):
+        await read_body(receive, method, headers(*framing), 100)
+    assert receive.calls == 0
+
+
+async def test_a_get_declaring_an_empty_body_reads_nothing() -> None:
+    receive = Receiver()
+    assert await read_body(receive, "GET", headers(("content-length", "0")), 100) == b""
+    assert receive.calls == 0

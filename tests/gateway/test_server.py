@@ -296,6 +296,39 @@ async def test_chunked_on_http10_is_refused(served: Served, with_length: bool) -
     await assert_refused(served, data, 400, "ambiguous_message_length")
 
 
+@pytest.mark.parametrize("method", [b"GET", b"HEAD", b"DELETE"])
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: {n}\r\n", b"Transfer-Encoding: chunked\r\n"],
+    ids=["content-length", "chunked"],
+)
+async def test_a_body_on_a_bodyless_method_is_refused_and_never_parsed(
+    served: Served, method: bytes, framing: bytes
+) -> None:
+    """The body of a GET is a second request to a server that ignores it (RFC 9110
+    section 9.3.1): refused unread, and the connection closed behind it."""
+    inner = smuggled(served)
+    if b"chunked" in framing:
+        content = b"%x\r\n" % len(inner) + inner + b"\r\n0\r\n\r\n"
+    else:
+        content = inner
+    data = served.head(method, EXPORT) + framing.replace(b"{n}", b"%d" % len(content))
+    before = len(await served.records())
+
+    # A HEAD answer has no body, so the reply is checked here, not by assert_refused.
+    reply = parse_reply(await served.send(data + b"\r\n" + content))
+
+    assert reply.status == 400
+    assert reply.headers["x-road-error"] == "Client.body_not_allowed"
+    assert reply.headers["connection"] == "close"
+    assert reply.rest == b""  # the stream ended: the inner request was never parsed
+    assert served.upstream == []
+    records = (await served.records())[before:]
+    assert [(r["reason"], r["upstream_called"]) for r in records] == [
+        ("body_not_allowed", False)
+    ]
+
+
 # -- C02: two Content-Length headers -------------------------------------------------
 
 
@@ -354,6 +387,7 @@ async def test_truncated_chunked_body_is_logged_as_aborted(served: Served) -> No
     assert [(r["reason"], r["upstream_called"]) for r in records] == [
         ("client_aborted", False)
     ]
+    assert records[0]["request_bytes"] == len(DATA_31)
 
 
 async def test_valid_chunked_body_is_forwarded_with_a_computed_length(
@@ -499,6 +533,8 @@ async def test_slow_body_gets_408_and_a_record(
     data = served.head() + b"Content-Length: 40\r\n\r\n" + BODY_40[:3]
 
     await assert_refused(served, data, 408, "client_timeout")
+
+    assert (await served.records())[-1]["request_bytes"] == 3
 
 
 async def test_idle_connection_is_closed_without_a_record(

@@ -338,6 +338,19 @@ def test_data_from_a_file_is_sent_as_the_json_body(
     assert orjson.loads(request.content) == document
 
 
+@pytest.mark.parametrize("method", ["GET", "head", "DELETE"])
+def test_data_on_a_bodyless_method_is_refused_before_sending(
+    deployment: Path, method: str
+) -> None:
+    with respx.mock(assert_all_called=False) as node:
+        anything = node.route().respond(500)
+        result = _call(deployment, method, ROSTER, "--data", "{}")
+
+    assert result.exit_code == 2
+    assert f"{method.upper()} takes no body" in result.output
+    assert not anything.called
+
+
 @pytest.mark.parametrize(
     "path",
     ["/r1/WB/GOV/SED/banglarshiksha", "/WB/GOV/SED/banglarshiksha/students", "r1/x"],
