@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from gateway.errors import AuthenticationError
-from gateway.operations import Maintenance
+from gateway.errors import AuthenticationError, NodeError
+from gateway.operations import Maintenance, Operations
 from gateway.record import Decision, ExchangeRecord
 from tests.gateway.conftest import KANYASHREE, Harness
 
@@ -105,3 +105,33 @@ async def test_an_exchange_is_counted_and_stored_once(harness: Harness) -> None:
 
     counted = ops.metrics.registry.get_sample_value("mediator_exchanges_total", labels)
     assert (counted, ops.monitor.written) == (1, written + 1)
+
+
+@pytest.mark.anyio
+@pytest.mark.xfail(
+    raises=FileExistsError,
+    strict=True,
+    reason="the monitoring store lets an OSError from its directory escape",
+)
+async def test_a_monitoring_store_that_cannot_open_stops_the_start(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that cannot keep its monitoring records does not start serving."""
+    node = harness.node
+    blocker = harness.demo.state_dir / "not-a-directory"
+    blocker.write_text("")
+    settings = node.deployment.settings
+    monitoring = settings.monitoring.model_copy(
+        update={"sqlite_path": str(blocker / "opmon.db")}
+    )
+    changed = settings.model_copy(update={"monitoring": monitoring})
+    monkeypatch.setattr(
+        node, "deployment", dataclasses.replace(node.deployment, settings=changed)
+    )
+    ops = Operations(node)
+
+    try:
+        with pytest.raises(NodeError, match="log_unavailable"):
+            await ops.start()
+    finally:
+        await ops.close()
