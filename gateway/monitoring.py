@@ -188,10 +188,14 @@ class OpMonitor:
         self.written = 0
 
     async def start(self) -> None:
-        """Create the store and start the writer; raise NodeError if SQLite fails."""
+        """Create the store and start the writer.
+
+        :raises NodeError: ``log_unavailable`` if the store's directory cannot be
+            made or SQLite cannot open the store.
+        """
         try:
             self._conn = await self._thread.run(_connect, self._path)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="opmon_open") from exc
         self._closing, self._accepting = False, True
         self._writer = asyncio.create_task(self._write_loop(), name="opmon-writer")

@@ -108,11 +108,6 @@ async def test_an_exchange_is_counted_and_stored_once(harness: Harness) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(
-    raises=FileExistsError,
-    strict=True,
-    reason="the monitoring store lets an OSError from its directory escape",
-)
 async def test_a_monitoring_store_that_cannot_open_stops_the_start(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
