@@ -27,6 +27,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: How many characters of a claimed X-Forwarded-For the record keeps.
 CLAIM_LIMIT = 256
+# RFC 4291 section 2.5.5.2: IPv4-mapped IPv6 addresses.
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,22 @@ def parse_address(text: str) -> Address | None:
 def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
     """Networks from CIDR strings (a bare address is a /32 or /128).
 
+    An IPv4-mapped network (``::ffff:10.20.0.0/112``) is the IPv4 network it maps,
+    as peers are: written that way, it would otherwise match no one.
+
     :raises ValueError: an entry is not an address or network.
     """
-    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
+    return tuple(
+        _unmapped(ipaddress.ip_network(entry.strip(), strict=False))
+        for entry in entries
+    )
+
+
+def _unmapped(network: Network) -> Network:
+    if not isinstance(network, ipaddress.IPv6Network) or not network.subnet_of(_MAPPED):
+        return network
+    mapped = network.network_address.ipv4_mapped
+    return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
 
 
 @functools.lru_cache(maxsize=32)

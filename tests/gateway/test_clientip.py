@@ -56,6 +56,29 @@ def test_a_bare_address_is_a_network_of_one() -> None:
     assert [str(n) for n in networks] == ["10.0.0.5/32", "::1/128", "10.20.0.0/16"]
 
 
+@pytest.mark.parametrize(
+    ("entry", "network"),
+    [
+        ("::ffff:10.0.0.5", "10.0.0.5/32"),
+        ("::ffff:10.20.0.0/112", "10.20.0.0/16"),
+        ("::ffff:0:0/96", "0.0.0.0/0"),
+        ("::/0", "::/0"),
+        ("2001:db8::/32", "2001:db8::/32"),
+    ],
+)
+def test_an_ipv4_mapped_network_is_the_ipv4_network_it_maps(
+    entry: str, network: str
+) -> None:
+    """As peers are: written in ``::ffff:`` form it would otherwise match nobody."""
+    assert [str(n) for n in parse_networks([entry])] == [network]
+
+
+def test_a_proxy_written_in_mapped_form_is_trusted() -> None:
+    trusted = ("::ffff:10.0.0.5",)
+    assert client_address("10.0.0.5", ["10.20.0.9"], trusted).ip == "10.20.0.9"
+    assert client_address("::ffff:10.0.0.5", ["10.20.0.9"], trusted).ip == "10.20.0.9"
+
+
 @pytest.mark.parametrize("entry", ["10.0.0.0/33", "proxy.internal", "", "10.0.0.*"])
 def test_a_malformed_network_raises_value_error(entry: str) -> None:
     """The entry is refused, never skipped, so a typo cannot widen or narrow trust."""
