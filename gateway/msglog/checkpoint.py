@@ -86,7 +86,9 @@ class Checkpoint:
             )
         except (KeyError, TypeError) as exc:
             raise ValueError("checkpoint fields are missing") from exc
-        if not isinstance(checkpoint.tree_size, int) or checkpoint.tree_size < 0:
+        size = checkpoint.tree_size
+        # bool is an int to Python; true is not a size.
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError("checkpoint tree_size is not a size")
         return checkpoint
 

@@ -204,7 +204,8 @@ class SqliteLogStore(PagedReads):
         return [stored_record(row) for row in rows]
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Add a checkpoint row; rows are never updated."""
+        """Add a checkpoint unless a stored one is larger (then StoreError);
+        rows are never updated."""
         await self._run("checkpoint", self._save_checkpoint_sync, checkpoint)
 
     async def checkpoints(self) -> list[StoredCheckpoint]:
@@ -396,10 +397,15 @@ class SqliteLogStore(PagedReads):
             db.execute("PRAGMA secure_delete=OFF")
 
     def _save_checkpoint_sync(self, checkpoint: Checkpoint) -> None:
-        self._conn().execute(
-            "INSERT INTO checkpoints (tree_size, body) VALUES (?, ?)",
-            (checkpoint.tree_size, checkpoint.to_json()),
-        )
+        db = self._conn()
+        with _transaction(db, "BEGIN IMMEDIATE"):
+            (largest,) = db.execute("SELECT max(tree_size) FROM checkpoints").fetchone()
+            if largest is not None and largest > checkpoint.tree_size:
+                raise StoreError("checkpoint_out_of_order")
+            db.execute(
+                "INSERT INTO checkpoints (tree_size, body) VALUES (?, ?)",
+                (checkpoint.tree_size, checkpoint.to_json()),
+            )
 
     def _save_nodes_sync(self, nodes: list[tuple[int, int, bytes]]) -> None:
         db = self._conn()

@@ -166,7 +166,8 @@ class LogStore(Protocol):
         ...
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Add a checkpoint; earlier ones are kept."""
+        """Add a checkpoint; earlier ones are kept. A checkpoint smaller than
+        one already stored raises StoreError (``checkpoint_out_of_order``)."""
         ...
 
     async def checkpoints(self) -> list[StoredCheckpoint]:

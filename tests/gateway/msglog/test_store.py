@@ -235,8 +235,17 @@ def test_an_archive_row_is_converted_to_its_field_types() -> None:
         orjson.dumps({k: v for k, v in CHECKPOINT.to_dict().items() if k != "key_id"}),
         orjson.dumps({**CHECKPOINT.to_dict(), "tree_size": -1}),
         orjson.dumps({**CHECKPOINT.to_dict(), "tree_size": "8"}),
+        orjson.dumps({**CHECKPOINT.to_dict(), "tree_size": True}),
     ],
-    ids=["not-json", "list", "string", "missing-field", "negative-size", "text-size"],
+    ids=[
+        "not-json",
+        "list",
+        "string",
+        "missing-field",
+        "negative-size",
+        "text-size",
+        "bool-size",
+    ],
 )
 def test_an_unreadable_checkpoint_row_is_none(body: bytes) -> None:
     """The verifier names such a row instead of failing to read the log."""
@@ -427,3 +436,20 @@ async def test_prune_records_the_entry_as_given(store: LogStore) -> None:
     await store.prune(made)
 
     assert await store.archives() == [made]
+
+
+# -- checkpoints ---------------------------------------------------------------------
+
+
+async def test_a_checkpoint_smaller_than_a_stored_one_is_refused(
+    store: LogStore,
+) -> None:
+    """Both stores: a checkpoint never goes back behind one already saved."""
+    await store.save_checkpoint(CHECKPOINT)
+    same = dataclasses.replace(CHECKPOINT, timestamp=CHECKPOINT.timestamp + 1)
+    await store.save_checkpoint(same)
+
+    with pytest.raises(StoreError, match="checkpoint_out_of_order"):
+        await store.save_checkpoint(dataclasses.replace(CHECKPOINT, tree_size=7))
+
+    assert [c.checkpoint for c in await store.checkpoints()] == [CHECKPOINT, same]
