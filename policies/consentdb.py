@@ -165,7 +165,7 @@ def _insert(
         _INSERT_CONSENT,
         row_of(record),
     )
-    _append_revision(connection, record, clock(), str(grant["actor"]), signer)
+    _append_revision(connection, record, clock(), str(grant["actor"]).strip(), signer)
     return record
 
 
@@ -176,8 +176,10 @@ def revoke(
     at: float,
     signer: RevisionSigner | None = None,
 ) -> ConsentRecord:
-    """Revoke one consent at ``at``; raise ConsentError if unknown or revoked."""
-    if not actor.strip():
+    """Revoke one consent at ``at``; raise ConsentError if it is unknown or already
+    revoked, or if ``actor`` is blank (it is stored without outer spaces)."""
+    actor = actor.strip()
+    if not actor:
         raise ConsentError("the actor is required")
     with _transaction(connection):
         current = get(connection, consent_id)

@@ -173,7 +173,9 @@ class PostgresConsentStore(GrantApi):
 
     async def _grant(self, grant: dict[str, Any]) -> ConsentRecord:
         record = new_record(grant)
-        revision = self._seal(record, 1, GENESIS, self._clock(), str(grant["actor"]))
+        revision = self._seal(
+            record, 1, GENESIS, self._clock(), str(grant["actor"]).strip()
+        )
         async with self._transaction() as conn:
             await conn.execute(_INSERT_CONSENT, *row_of(record))
             await conn.execute(_INSERT_REVISION, *revision_row(revision))
@@ -183,7 +185,8 @@ class PostgresConsentStore(GrantApi):
         self, consent_id: str, *, actor: str, at: float | None = None
     ) -> ConsentRecord:
         """Revoke a consent now; raise ConsentError if unknown or already revoked."""
-        if not actor.strip():
+        actor = actor.strip()
+        if not actor:
             raise ConsentError("the actor is required")
         when = self._clock() if at is None else at
         async with self._transaction() as conn:

@@ -214,6 +214,19 @@ def test_a_revocation_is_chained_to_the_grant(
     assert (revoked.revoked_at, revoked.revoked_by) == (NOW + DAY, "guardian-call")
 
 
+def test_the_actor_is_stored_without_outer_spaces(
+    db: sqlite3.Connection, kanyashree: Purpose
+) -> None:
+    """The revisions name the actor as the record does, for grant and revoke."""
+    granted = grant(db, kanyashree, actor="  school-office ")
+
+    revoked = consentdb.revoke(db, granted.consent_id, " guardian-call\t", NOW + DAY)
+
+    first, second = consentdb.history(db, granted.consent_id)
+    assert first.actor == "school-office"
+    assert (revoked.revoked_by, second.actor) == ("guardian-call", "guardian-call")
+
+
 @pytest.mark.parametrize("actor", ["", "   ", "\t\n"])
 def test_a_revocation_needs_an_actor(
     db: sqlite3.Connection, kanyashree: Purpose, actor: str

@@ -86,6 +86,18 @@ async def test_revoked_consent_is_not_found(
     assert await store.find_active(STUDENT, KANYASHREE, kanyashree, NOW) is None
 
 
+async def test_the_actor_is_stored_without_outer_spaces(
+    store: PostgresConsentStore, kanyashree: Purpose
+) -> None:
+    granted = await store.grant(**grant_args(kanyashree, actor=" school-office "))
+
+    revoked = await store.revoke(granted.consent_id, actor="\tguardian ", at=NOW)
+
+    first, second = await store.history(granted.consent_id)
+    assert (first.actor, second.actor) == ("school-office", "guardian")
+    assert revoked.revoked_by == "guardian"
+
+
 async def test_consent_outside_its_window_is_not_found(
     store: PostgresConsentStore, kanyashree: Purpose
 ) -> None:
