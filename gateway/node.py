@@ -8,6 +8,7 @@ started with, and a configuration that fails the check never replaces the runnin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 from dataclasses import dataclass, field
@@ -114,7 +115,27 @@ class Node:
         http_client: httpx.AsyncClient | None = None,
         passphrase: Secret | None = None,
     ) -> Node:
-        """Open the keyring, the message log and the stores; raise ConfigError."""
+        """Open the keyring, the message log and the stores; raise ConfigError.
+
+        What was opened before a step that fails is closed again, in reverse
+        order, before the error propagates.
+        """
+        async with contextlib.AsyncExitStack() as opened:
+            node = await cls._open(
+                deployment, opened, http_client=http_client, passphrase=passphrase
+            )
+            opened.pop_all()
+        return node
+
+    @classmethod
+    async def _open(
+        cls,
+        deployment: Deployment,
+        opened: contextlib.AsyncExitStack,
+        *,
+        http_client: httpx.AsyncClient | None,
+        passphrase: Secret | None,
+    ) -> Node:
         settings = deployment.settings
         state = deployment.state_dir
         replay_checked = await check_replay_store(settings.redis)
@@ -131,6 +152,7 @@ class Node:
             retain_s=settings.keyring.retired_verify_days * 86_400,
             hsm=HsmToken.from_settings(hsm, deployment.path) if hsm else None,
         )
+        opened.callback(keyring.close)
 
         log_store = store_from_settings(settings.log, deployment.path)
         message_log = MessageLog(
@@ -143,6 +165,7 @@ class Node:
             origin=settings.node_id,
         )
         await message_log.start()
+        opened.push_async_callback(message_log.close)
         consents = await open_consent_store(
             settings.consent_store.store,
             sqlite_path=deployment.path(settings.consent_db),
@@ -150,11 +173,13 @@ class Node:
             postgres_schema=settings.consent_store.postgres_schema,
             signer=keyring,
         )
+        opened.push_async_callback(consents.close)
 
         redis_client: aioredis.Redis | None = None
         replay: ReplayCache
         if settings.redis.url:
             redis_client = aioredis.from_url(settings.redis.url)
+            opened.push_async_callback(redis_client.aclose)
             replay = open_replay_cache(
                 settings.redis,
                 redis_client,
@@ -171,10 +196,12 @@ class Node:
                 "node.no_redis",
                 detail="replay cache and rate limits are kept per node",
             )
+        opened.push_async_callback(replay.aclose)
 
         upstream = Upstream(
             http_client or make_client(settings.upstream), settings.upstream
         )
+        opened.push_async_callback(upstream.aclose)
         shared = _Shared(
             replay=replay,
             throttle=Throttle(
@@ -190,13 +217,7 @@ class Node:
         )
         await shared.throttle.preload()
         pipeline = _build_pipeline(deployment, shared)
-        log.info(
-            "node.started",
-            node_id=settings.node_id,
-            services=len(deployment.directory.services()),
-            key_id=keyring.active().kid,
-            redis=settings.redis.url is not None,
-        )
+        opened.push_async_callback(pipeline.aclose)
         node = cls(
             deployment=deployment,
             keyring=keyring,
@@ -215,8 +236,16 @@ class Node:
             channel=settings.keyring.notify_channel,
         )
         await node.keywatch.start()
+        opened.push_async_callback(node.keywatch.stop)
         node.ops = Operations(node)
         await node.ops.start()
+        log.info(
+            "node.started",
+            node_id=settings.node_id,
+            services=len(deployment.directory.services()),
+            key_id=keyring.active().kid,
+            redis=settings.redis.url is not None,
+        )
         return node
 
     async def reload(self) -> Deployment:

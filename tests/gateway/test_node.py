@@ -3,17 +3,22 @@ freezes anew so that a replaced configuration can still be collected."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.app import create_app
 from gateway.demo.setup import prepare
 from gateway.deployment import load_deployment
-from gateway.node import freeze_long_lived
+from gateway.errors import NodeError, Reason
+from gateway.node import Node, freeze_long_lived
+from gateway.operations import Operations
 from tests.gateway.conftest import Harness
 
 
@@ -88,3 +93,29 @@ async def test_the_serving_app_freezes_after_start_and_thaws_at_stop(
 
     assert frozen > 0
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.anyio
+async def test_a_start_that_fails_closes_what_it_opened(
+    tmp_path: Path, registry_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message log's writer thread and tasks, the key watcher and the provider
+    client do not outlive a node whose last start step failed."""
+    demo = prepare(tmp_path / "deployment", registry_db=registry_db)
+    for name, value in demo.environ().items():
+        monkeypatch.setenv(name, value)
+    deployment = load_deployment(demo.config_dir, demo.state_dir)
+    client = httpx.AsyncClient()
+
+    async def refuse(self: Operations) -> None:
+        raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="monitoring_store")
+
+    monkeypatch.setattr(Operations, "start", refuse)
+
+    with pytest.raises(NodeError, match="log_unavailable"):
+        await Node.start(deployment, http_client=client, passphrase=demo.passphrase)
+
+    assert client.is_closed
+    assert "msglog-sqlite" not in {t.name for t in threading.enumerate()}
+    running = {t.get_name() for t in asyncio.all_tasks() if not t.done()}
+    assert not running & {"msglog-writer", "msglog-sealer", "keyring-poll"}
