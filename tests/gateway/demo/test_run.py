@@ -17,6 +17,7 @@ import pytest
 
 from gateway.demo import run
 from gateway.demo.consents import node_keyring
+from gateway.demo.evidence import LogCheckError
 from gateway.demo.run import DemoError, stop, wait_ready
 from gateway.demo.setup import free_port, prepare
 from gateway.demo.traffic import Outcome
@@ -300,6 +301,26 @@ def test_a_failed_stage_ends_the_run_with_status_1(
     assert "verify log" not in calls
     printed = capsys.readouterr().out
     assert "demo failed: 3 answers were not the expected ones" in printed
+
+
+def test_a_log_that_does_not_verify_ends_the_run_with_status_1(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The security officer's stage fails like any other, without a traceback."""
+    stages(monkeypatch, [])
+
+    def verify_log(*_args: Any) -> None:
+        raise LogCheckError("499 final records for 500 requests")
+
+    monkeypatch.setattr(run, "_verify_log", verify_log)
+
+    status = run.main(tmp_path, students=500, schools=20)
+
+    assert status == 1
+    printed = capsys.readouterr().out
+    assert "demo failed: 499 final records for 500 requests" in printed
 
 
 # -- the Kanyashree applicants ---------------------------------------------------------
