@@ -28,7 +28,7 @@ from rich.table import Table
 from gateway.client import DepartmentClient
 from gateway.demo import aikyashree, iosms, traffic
 from gateway.demo.consents import node_keyring, record_consents, revoke_consents
-from gateway.demo.evidence import export_and_verify, verify_whole_log
+from gateway.demo.evidence import LogCheckError, export_and_verify, verify_whole_log
 from gateway.demo.setup import DemoDeployment, prepare
 from gateway.directory import RegisteredKey
 from gateway.identifiers import ClientId
@@ -58,7 +58,7 @@ def main(work: Path, *, students: int, schools: int) -> int:
             _print_table(outcomes)
             stop_mediator()
         _verify_log(demo, outcomes)
-    except DemoError as exc:
+    except (DemoError, LogCheckError) as exc:
         console.print(f"[bold red]demo failed:[/] {exc}")
         return 1
     console.print(
