@@ -19,7 +19,7 @@ from gateway.demo import run
 from gateway.demo.consents import node_keyring
 from gateway.demo.evidence import LogCheckError
 from gateway.demo.run import DemoError, stop, wait_ready
-from gateway.demo.setup import free_port, prepare
+from gateway.demo.setup import DemoDeployment, free_port, prepare
 from gateway.demo.traffic import Outcome
 from registry_stub.ids import is_valid_student_id
 from registry_stub.seed import seed_database
@@ -175,6 +175,28 @@ def test_a_process_that_ignores_sigterm_is_killed_and_the_demo_fails() -> None:
         stop(as_popen(process), "mediator")
     assert process.signals == [signal.SIGTERM]
     assert process.killed
+
+
+def run_servers(demo: DemoDeployment) -> None:
+    """Start the servers, fail the traffic stage, and leave."""
+    with run._processes(demo):
+        raise DemoError("3 answers were not the expected ones")
+
+
+def test_the_registry_is_stopped_even_when_the_mediator_does_not_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No child process outlives the run, whatever the first one did."""
+    registry, mediator = FakeProcess(), FakeProcess(obeys_sigterm=False)
+    monkeypatch.setattr(run, "spawn_registry", lambda _demo: as_popen(registry))
+    monkeypatch.setattr(run, "spawn_mediator", lambda _demo: as_popen(mediator))
+    monkeypatch.setattr(run, "wait_ready", lambda *_args: None)
+    demo = prepare(tmp_path / "deployment", registry_db=tmp_path / "registry.db")
+
+    with pytest.raises(DemoError, match=r"^mediator did not stop on SIGTERM$"):
+        run_servers(demo)
+    assert mediator.killed
+    assert registry.signals == [signal.SIGTERM]
 
 
 # -- the table's verdict ---------------------------------------------------------------
