@@ -108,8 +108,11 @@ def _processes(demo: DemoDeployment) -> Iterator[Any]:
         )
         yield stop_mediator
     finally:
-        stop(mediator, "mediator")
-        stop(registry, "registry")
+        # The registry is stopped even when stopping the mediator fails.
+        try:
+            stop(mediator, "mediator")
+        finally:
+            stop(registry, "registry")
 
 
 def spawn_registry(demo: DemoDeployment) -> subprocess.Popen[bytes]:
