@@ -94,7 +94,11 @@ def _processes(demo: DemoDeployment) -> Iterator[Any]:
     logs = demo.root / "logs"
     logs.mkdir(exist_ok=True)
     registry = spawn_registry(demo)
-    mediator = spawn_mediator(demo)
+    try:
+        mediator = spawn_mediator(demo)
+    except BaseException:
+        stop(registry, "registry")
+        raise
 
     def stop_mediator() -> None:
         stop(mediator, "mediator")

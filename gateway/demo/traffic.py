@@ -250,8 +250,9 @@ def hostile_jobs(
         return saboojsathi.call("GET", STUDENTS, "/roster/19110900503")
 
     def dot_segments() -> Awaitable[Answer]:
+        # Encoded: httpx would resolve a literal "/../" before sending it.
         return kanyashree.call(
-            "POST", STUDENTS, "/verify-enrolment/../export", json=body
+            "POST", STUDENTS, "/verify-enrolment/%2e%2e/export", json=body
         )
 
     first_use = verify(kanyashree, token=replayed)
@@ -261,7 +262,7 @@ def hostile_jobs(
         ("hostile", Expectation("bad signature", 401), verify(impostor)),
         ("hostile", Expectation("outside access rights", 403), outside_rights),
         ("hostile", Expectation("no purpose declared", 403), no_purpose),
-        ("hostile", Expectation("dot-segments to /export", 403), dot_segments),
+        ("hostile", Expectation("encoded dot-segments to /export", 403), dot_segments),
         ("hostile", Expectation("assertion first use", 200), first_use),
         ("hostile", Expectation("assertion replayed", 401), second_use),
     ]

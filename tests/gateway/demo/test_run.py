@@ -199,6 +199,23 @@ def test_the_registry_is_stopped_even_when_the_mediator_does_not_stop(
     assert registry.signals == [signal.SIGTERM]
 
 
+def test_the_registry_is_stopped_when_the_mediator_cannot_be_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = FakeProcess()
+
+    def no_mediator(_demo: DemoDeployment) -> None:
+        raise OSError("no mediator executable")
+
+    monkeypatch.setattr(run, "spawn_registry", lambda _demo: as_popen(registry))
+    monkeypatch.setattr(run, "spawn_mediator", no_mediator)
+    demo = prepare(tmp_path / "deployment", registry_db=tmp_path / "registry.db")
+
+    with pytest.raises(OSError, match="no mediator executable"):
+        run_servers(demo)
+    assert registry.signals == [signal.SIGTERM]
+
+
 # -- the table's verdict ---------------------------------------------------------------
 
 

@@ -356,10 +356,29 @@ async def test_hostile_requests_expect_refusals(department: Department) -> None:
         ("bad signature", 401),
         ("outside access rights", 403),
         ("no purpose declared", 403),
-        ("dot-segments to /export", 403),
+        ("encoded dot-segments to /export", 403),
         ("assertion first use", 200),
         ("assertion replayed", 401),
     ]
+
+
+async def test_the_dot_segments_reach_the_node_as_written(
+    department: Department,
+) -> None:
+    """The case tests the node's path rules, not the client library's."""
+    jobs = traffic.hostile_jobs(
+        department.client(KANYASHREE),
+        department.client(SABOOJSATHI),
+        department.client,
+        STUDENT_ID,
+    )
+    (call,) = [c for _n, e, c in jobs if "dot-segments" in e.case]
+
+    await call()
+
+    assert department.requests[-1].url.raw_path.endswith(
+        b"/verify-enrolment/%2e%2e/export"
+    )
 
 
 async def test_the_replayed_assertion_is_the_one_used_first(
