@@ -21,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+from jwt.exceptions import PyJWTError
 
 from gateway.errors import ConfigError
 from gateway.secrets import Secret
@@ -182,11 +183,17 @@ def public_from_jwk(algorithm: str, jwk: Any) -> PublicKey:
     """The public key of a JWK record.
 
     :raises ValueError: the JWK is malformed.
-    :raises TypeError: the key does not fit the algorithm or is not P-256.
+    :raises TypeError: the JWK is not an object, or its key does not fit the
+        algorithm or is not P-256.
     """
-    text = json.dumps(jwk)
+    if not isinstance(jwk, dict):
+        raise TypeError("a JWK must be an object")
     parser = OKPAlgorithm if algorithm == ED25519 else ECAlgorithm
-    key = parser.from_jwk(text)
+    try:
+        key = parser.from_jwk(json.dumps(jwk))
+    except PyJWTError as exc:
+        # PyJWT raises its own error, which callers that catch ValueError miss.
+        raise ValueError("the JWK is malformed") from exc
     expected = (
         ed25519.Ed25519PublicKey if algorithm == ED25519 else ec.EllipticCurvePublicKey
     )

@@ -319,3 +319,26 @@ def test_a_jwk_on_another_curve_than_p256_is_refused() -> None:
 def test_a_private_jwk_is_not_taken_as_a_public_key(algorithm: str, jwk: str) -> None:
     with pytest.raises(TypeError, match="does not fit its algorithm"):
         public_from_jwk(algorithm, json.loads(jwk))
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "jwk"),
+    [
+        (ED25519, {"kty": "OKP", "crv": "Ed25519"}),
+        (ED25519, {"kty": "OKP", "crv": "Ed25519", "x": "!!"}),
+        (ED25519, {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}),
+        (ECDSA_P256, {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}),
+        (ECDSA_P256, {"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+        (ECDSA_P256, {}),
+    ],
+)
+def test_a_malformed_jwk_is_a_value_error(algorithm: str, jwk: object) -> None:
+    """The documented error, so that a keyring record with one is a ConfigError."""
+    with pytest.raises(ValueError, match="the JWK is malformed"):
+        public_from_jwk(algorithm, jwk)
+
+
+@pytest.mark.parametrize("jwk", ["not an object", ["OKP"], None])
+def test_a_jwk_that_is_no_object_is_a_type_error(jwk: object) -> None:
+    with pytest.raises(TypeError, match="must be an object"):
+        public_from_jwk(ED25519, jwk)
