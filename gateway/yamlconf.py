@@ -62,17 +62,24 @@ def read_yaml(path: Path, *, expand_env: bool = True) -> Any:
     return _expand_env(data, path) if expand_env else data
 
 
-def _expand_env(node: Any, path: Path) -> Any:
+def _expand_env(node: Any, path: Path, done: set[int] | None = None) -> Any:
     if isinstance(node, str):
         return _ENV_REF.sub(lambda m: _env_value(m, path), node)
+    if not isinstance(node, CommentedMap | CommentedSeq):
+        return node
+    # Containers are expanded in place, and an alias (*name) is the same object
+    # again: expanding it twice would expand the values taken from the
+    # environment, so ``${A}`` whose value is ``${B}`` would become B's value.
+    done = set() if done is None else done
+    if id(node) in done:
+        return node
+    done.add(id(node))
     if isinstance(node, CommentedMap):
         for key in list(node.keys()):
-            node[key] = _expand_env(node[key], path)
-        return node
-    if isinstance(node, CommentedSeq):
+            node[key] = _expand_env(node[key], path, done)
+    else:
         for index, item in enumerate(node):
-            node[index] = _expand_env(item, path)
-        return node
+            node[index] = _expand_env(item, path, done)
     return node
 
 

@@ -167,6 +167,28 @@ def test_a_value_from_the_environment_is_not_expanded_again(
     assert read_yaml(write(f"value: ${{{ENV}}}\n"))["value"] == f"${{{ENV}_OTHER}}"
 
 
+def test_an_aliased_node_is_expanded_once(
+    write: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An alias names a node already expanded: a value from the environment that
+    looks like a reference is kept, as where the node was written."""
+    monkeypatch.setenv(ENV, "${MEDIATOR_YAMLCONF_TEST_OTHER}")
+    monkeypatch.setenv(f"{ENV}_OTHER", "not to be copied")
+    path = write(
+        "base: &map {v: '${MEDIATOR_YAMLCONF_TEST}'}\n"
+        "copy: *map\n"
+        "list: &seq ['${MEDIATOR_YAMLCONF_TEST}']\n"
+        "again: [*seq, *seq]\n"
+    )
+
+    data = read_yaml(path)
+
+    assert data["base"]["v"] == "${MEDIATOR_YAMLCONF_TEST_OTHER}"
+    assert data["copy"]["v"] == "${MEDIATOR_YAMLCONF_TEST_OTHER}"
+    assert data["list"][0] == "${MEDIATOR_YAMLCONF_TEST_OTHER}"
+    assert data["again"][1][0] == "${MEDIATOR_YAMLCONF_TEST_OTHER}"
+
+
 def test_without_expansion_references_are_kept_as_text(
     write: Write, monkeypatch: pytest.MonkeyPatch
 ) -> None:
