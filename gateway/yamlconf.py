@@ -5,8 +5,9 @@ a bad value raises :class:`~gateway.errors.ConfigError` naming the file, the lin
 the key, so that an integrator can fix config without reading Python.
 
 String values may name environment variables as ``${NAME}`` or ``${NAME:-default}``;
-this is how a demo or test points a service at a port chosen at run time. A name that
-is not set and has no default is an error. Adapter files are read with
+this is how a demo or test points a service at a port chosen at run time. As in the
+shell, the default stands in for a name that is not set or is empty. A name that is
+not set and has no default is an error. Adapter files are read with
 ``expand_env=False``: a mapping must never be able to copy an environment secret into
 a request.
 """
@@ -86,10 +87,11 @@ def _expand_env(node: Any, path: Path, done: set[int] | None = None) -> Any:
 def _env_value(match: re.Match[str], path: Path) -> str:
     name, default = match.group(1), match.group(2)
     value = os.environ.get(name)
+    if default is not None and not value:
+        # As in the shell: ``:-`` takes the default for an empty value too.
+        return default
     if value is not None:
         return value
-    if default is not None:
-        return default
     raise ConfigError(str(path), f"environment variable {name} is not set")
 
 

@@ -142,6 +142,18 @@ def test_an_environment_reference_is_replaced_by_its_value(
     assert read_yaml(write(f'value: "{text}"\n'))["value"] == value
 
 
+@pytest.mark.parametrize(
+    ("text", "value"), [(f"${{{ENV}:-5}}", "5"), (f"${{{ENV}}}", "")]
+)
+def test_an_empty_variable_takes_the_default_as_in_the_shell(
+    write: Write, monkeypatch: pytest.MonkeyPatch, text: str, value: str
+) -> None:
+    """``${NAME:-default}`` for an empty NAME is the default; ``${NAME}`` is empty."""
+    monkeypatch.setenv(ENV, "")
+
+    assert read_yaml(write(f'value: "{text}"\n'))["value"] == value
+
+
 def test_references_in_lists_and_nested_maps_are_replaced(
     write: Write, monkeypatch: pytest.MonkeyPatch
 ) -> None:
