@@ -11,7 +11,7 @@ import pytest
 from gateway.admin import config as admin_config
 from gateway.deployment import Deployment, ReloadRefusedError
 from gateway.identifiers import ClientId, ServiceId
-from tests.gateway.admin.test_consent_api import mount
+from tests.gateway.admin.test_consent import mount
 from tests.gateway.conftest import SABOOJSATHI, Harness
 
 pytestmark = pytest.mark.anyio
