@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import time
@@ -279,9 +280,12 @@ class AdminAuthenticator:
             raise AuthenticationError(
                 Reason.INVALID_TOKEN, log_reason="bad_jwt"
             ) from exc
+        exp, iat = claims["exp"], claims["iat"]
         if (
             claims["sub"] != admin.id
-            or claims["exp"] - claims["iat"] > self._max_lifetime
+            or not _is_numeric_date(exp)
+            or not _is_numeric_date(iat)
+            or exp - iat > self._max_lifetime
         ):
             raise AuthenticationError(Reason.INVALID_TOKEN, log_reason="bad_claims")
         return Identity(admin.id, admin.role, "jwt")
@@ -292,6 +296,16 @@ class AdminAuthenticator:
         if claimed != str(verified.client_id):
             raise AuthenticationError(Reason.CLIENT_MISMATCH)
         return Identity(str(verified.client_id), Role.CLIENT, "client")
+
+
+def _is_numeric_date(value: object) -> bool:
+    """A NumericDate is a JSON number (RFC 7519 section 2); PyJWT also passes a
+    numeric string, which must not reach the lifetime arithmetic."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _unverified_issuer(token: str) -> str | None:
