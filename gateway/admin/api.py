@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from gateway.node import Node
 
 _DAY: Final = 86400.0
+#: The largest record id a store can hold (SQLite's INTEGER is 64-bit signed).
+_MAX_ID: Final = 2**63 - 1
 _MAX_BODY: Final = 4096
 _OPS: Final = frozenset({Role.OPS})
 _OFFICER: Final = frozenset({Role.SECURITY_OFFICER})
@@ -96,7 +98,7 @@ async def opmonitoring(request: Request, node: Node) -> Response:
         after_id=int(query_number(request, "after", 0)),
         limit=int(query_number(request, "limit", 100)),
     )
-    if query.limit < 1 or query.limit > MAX_PAGE or query.after_id < 0:
+    if not 1 <= query.limit <= MAX_PAGE or not 0 <= query.after_id <= _MAX_ID:
         raise ResolutionError(Reason.INVALID_QUERY, log_reason="bad_page")
     page = await node.ops.monitor.query(query)
     return JSONResponse({"records": page.records, "next_after": page.next_after})
