@@ -1,11 +1,16 @@
-"""The consent API handlers, mounted on a small app over the harness's node."""
+"""The consent API handlers, mounted on a small app over the harness's node, and
+called directly for their rules on bodies and on listing exchanges."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
+import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,8 +20,12 @@ from starlette.routing import Route
 from gateway.admin import consent
 from gateway.admin.config import AdminRoute
 from gateway.identifiers import ClientId, ServiceId
+from gateway.msglog.store import SearchQuery, StoredRecord
+from gateway.node import Node
 from registry_stub.seed import sample_students
+from tests.gateway.admin.support import admin_request
 from tests.gateway.conftest import KANYASHREE, Harness
+from tests.policies.conftest import student_id
 
 pytestmark = pytest.mark.anyio
 
@@ -219,4 +228,135 @@ async def test_openapi_document_names_every_path(api: httpx.AsyncClient) -> None
         "/admin/api/v1/consents/search",
         "/admin/api/v1/consents/{consent_id}/history",
         "/admin/api/v1/subjects/exchanges",
+    }
+
+
+# -- called directly -------------------------------------------------------------------
+
+STUDENT = student_id(777)
+
+
+def _logged(message_id: str, direction: str, **fields: Any) -> StoredRecord:
+    canonical = orjson.dumps(
+        {"message_id": message_id, "direction": direction, **fields}
+    )
+    return StoredRecord(0, "", b"", canonical)
+
+
+@pytest.fixture
+def logged(monkeypatch: pytest.MonkeyPatch) -> list[SearchQuery]:
+    """The message-log searches made, on a log of three exchanges, newest first:
+    one forwarded, one whose answer was never logged, one denied."""
+    made: list[SearchQuery] = []
+    records = [
+        _logged("m-3", "response", decision="denied", subject_hash="h", path="/x"),
+        _logged("m-2", "request", decision="forwarded", started_at=2.0),
+        _logged("m-1", "response", decision="forwarded", status=200),
+        _logged("m-1", "request", decision="forwarded"),
+    ]
+
+    class _Store:
+        async def search(self, query: SearchQuery) -> list[StoredRecord]:
+            made.append(query)
+            return records
+
+    @asynccontextmanager
+    async def reading_store(*_args: object) -> AsyncIterator[_Store]:
+        yield _Store()
+
+    monkeypatch.setattr(consent, "reading_store", reading_store)
+    return made
+
+
+def _bare_node(tmp_path: Path) -> Node:
+    """A node that hashes subjects as ``h(<id>)`` and has nothing else to give."""
+    return cast(
+        Node,
+        SimpleNamespace(
+            shared=SimpleNamespace(subjects=SimpleNamespace(hash="h({})".format)),
+            deployment=SimpleNamespace(
+                settings=SimpleNamespace(log=None), path=lambda r: tmp_path / r
+            ),
+        ),
+    )
+
+
+async def _call(handler: Any, body: bytes, node: Node) -> tuple[int, Any]:
+    response = await handler(admin_request("POST", body=body), node)
+    return response.status_code, orjson.loads(response.body)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b" " * (16 * 1024 + 1), 413, "body_too_large"),
+        (b"subject=WB", 400, "invalid_json"),
+        (b'{"subject": "WB1", "subject": "WB2"}', 400, "invalid_json"),
+        (b'{"subject": "WB1", "limit": 1001}', 422, "invalid_field:limit"),
+        (b'{"limit": 5}', 422, "invalid_field:subject"),
+    ],
+)
+async def test_a_body_that_cannot_be_read_is_refused_before_the_store(
+    tmp_path: Path,
+    logged: list[SearchQuery],
+    body: bytes,
+    status: int,
+    error: str,
+) -> None:
+    """Over 16 KiB, not strict JSON, or not the endpoint's fields."""
+    answer = await _call(consent.exchanges, body, _bare_node(tmp_path))
+
+    assert answer == (status, {"error": error})
+    assert logged == []
+
+
+async def test_an_invalid_student_id_is_refused_before_it_is_hashed(
+    tmp_path: Path, logged: list[SearchQuery]
+) -> None:
+    wrong_check_digit = STUDENT[:-1] + str((int(STUDENT[-1]) + 1) % 10)
+    body = orjson.dumps({"subject": wrong_check_digit})
+
+    answer = await _call(consent.exchanges, body, _bare_node(tmp_path))
+
+    assert answer == (422, {"error": "invalid_subject"})
+    assert logged == []
+
+
+async def test_exchanges_are_searched_by_the_subjects_hash_only(
+    tmp_path: Path, logged: list[SearchQuery]
+) -> None:
+    body = orjson.dumps({"subject": STUDENT, "limit": 3})
+
+    await _call(consent.exchanges, body, _bare_node(tmp_path))
+
+    assert logged == [SearchQuery(subject_hash=f"h({STUDENT})", limit=3)]
+
+
+async def test_each_exchange_is_listed_once_and_a_lone_request_still_shows(
+    tmp_path: Path, logged: list[SearchQuery]
+) -> None:
+    """An answered exchange by its final record; one whose answer was never
+    logged by its request, since the data may have been released."""
+    body = orjson.dumps({"subject": STUDENT})
+
+    _, answer = await _call(consent.exchanges, body, _bare_node(tmp_path))
+
+    assert [(e["message_id"], e["direction"]) for e in answer["exchanges"]] == [
+        ("m-3", "response"),
+        ("m-2", "request"),
+        ("m-1", "response"),
+    ]
+
+
+async def test_a_listed_exchange_carries_no_hash_path_or_body(
+    tmp_path: Path, logged: list[SearchQuery]
+) -> None:
+    body = orjson.dumps({"subject": STUDENT})
+
+    _, answer = await _call(consent.exchanges, body, _bare_node(tmp_path))
+
+    assert answer["exchanges"][0] == {
+        "message_id": "m-3",
+        "direction": "response",
+        "decision": "denied",
     }
