@@ -111,3 +111,61 @@ def test_tampered_history_fails_verify(invoke: Invoke, tmp_path: Path) -> None:
 
     assert code == 1
     assert "does NOT verify" in out
+
+
+def test_a_client_that_is_not_a_subsystem_id_is_a_usage_error(invoke: Invoke) -> None:
+    code, out = invoke(
+        "grant",
+        "--subject",
+        STUDENT,
+        "--client",
+        "kanyashree",
+        "--purpose",
+        "kanyashree-eligibility",
+        "--guardian-name",
+        "M",
+    )
+
+    assert code == 2
+    assert "Invalid value for --client: not a subsystem id" in out
+
+
+@pytest.mark.parametrize("days", ["0", "3661"])
+def test_a_consent_lasts_one_day_to_ten_years(invoke: Invoke, days: str) -> None:
+    code, out = invoke(*GRANT, "--guardian-name", "Mita Roy", "--days", days)
+
+    assert code == 2
+    assert "--days" in out
+
+
+def test_an_adult_student_grants_their_own_consent(invoke: Invoke) -> None:
+    code, out = invoke(*GRANT, "--adult", "--student-name", "Shovan Roy")
+    assert code == 0, out
+
+    _, listed = invoke("list", "--subject", STUDENT)
+
+    assert "student:" in listed
+    assert "guardian" not in listed
+
+
+def test_a_student_without_consents_is_said_so(invoke: Invoke) -> None:
+    assert invoke("list", "--subject", STUDENT) == (0, "no consents\n")
+
+
+def test_revoking_an_unknown_consent_is_one_line(invoke: Invoke) -> None:
+    code, out = invoke("revoke", "no-such-consent")
+
+    assert (code, out) == (1, "Error: no consent has this id\n")
+
+
+def test_a_wrong_passphrase_is_one_line_without_the_passphrase(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDIATOR_KEY_PASSPHRASE", "not-the-passphrase")
+
+    code, out = invoke("list", "--subject", STUDENT)
+
+    assert code == 1
+    assert "cannot be decrypted with this passphrase" in out
+    assert "not-the-passphrase" not in out
+    assert "Traceback" not in out
