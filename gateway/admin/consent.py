@@ -240,6 +240,7 @@ _EXCHANGE_KEYS = (
 
 
 async def openapi_document(_request: Request, _node: Node) -> Response:
+    """The consent API's OpenAPI document."""
     return JSONResponse(openapi())
 
 

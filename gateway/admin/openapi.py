@@ -27,6 +27,8 @@ def document() -> dict[str, Any]:
             paths[path][method] = {
                 **operation,
                 **{k: v for k, v in mine.items() if k.startswith("x-")},
+                # The refusals every admin operation shares, under its own answers.
+                "responses": {**mine.get("responses", {}), **operation["responses"]},
             }
     return {
         "openapi": "3.1.0",

@@ -88,6 +88,13 @@ def test_a_consent_operation_takes_its_body_from_the_consent_document(
     assert operation["x-roles"] == ["security_officer"]
 
 
+def test_every_operation_has_a_summary_and_the_shared_refusals() -> None:
+    """Consent operations too: their own answers are kept beside 401, 403, 429."""
+    for method, path, operation in _operations():
+        assert operation["summary"], f"{method} {path}"
+        assert {"401", "403", "429"} <= set(operation["responses"]), f"{method} {path}"
+
+
 def test_every_reference_names_a_schema_of_the_document() -> None:
     schemas = document()["components"]["schemas"]
 
