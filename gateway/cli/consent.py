@@ -140,10 +140,15 @@ def list_(cli: CliContext, subject: str) -> None:
 def verify(cli: CliContext, consent_id: str) -> None:
     """Check a consent's revision hash chain; exit 1 if it does not verify."""
 
-    async def run(store: ConsentBackend) -> bool:
+    async def run(store: ConsentBackend) -> bool | None:
+        if await store.get(consent_id) is None and not await store.history(consent_id):
+            return None
         return await store.verify_history(consent_id)
 
-    if not _with_store(cli, run):
+    verified = _with_store(cli, run)
+    if verified is None:
+        raise click.ClickException("no consent has this id")
+    if not verified:
         raise click.ClickException(f"history of {consent_id} does NOT verify")
     click.echo(f"history of {consent_id} verifies")
 

@@ -158,6 +158,14 @@ def test_revoking_an_unknown_consent_is_one_line(invoke: Invoke) -> None:
     assert (code, out) == (1, "Error: no consent has this id\n")
 
 
+def test_verifying_an_unknown_consent_says_so(invoke: Invoke) -> None:
+    """Not "does NOT verify": there is nothing to verify."""
+    assert invoke("verify", "no-such-consent") == (
+        1,
+        "Error: no consent has this id\n",
+    )
+
+
 def test_a_wrong_passphrase_is_one_line_without_the_passphrase(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
