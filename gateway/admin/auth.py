@@ -23,6 +23,7 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -161,8 +162,13 @@ def read_keys(path: Path) -> list[StoredKey]:
         raise ConfigError(str(path), "an API key record is malformed") from exc
 
 
-def add_key(path: Path, role: Role) -> tuple[StoredKey, str]:
+def add_key(
+    path: Path, role: Role, *, before_store: Callable[[StoredKey], None] | None = None
+) -> tuple[StoredKey, str]:
     """Create a key for ``role``, store its hash (file mode 0600); return both.
+
+    ``before_store`` (the audit entry) is called with the new record before it is
+    stored: if it raises, nothing is stored, so no key works without its entry.
 
     :raises ConfigError: the role is not an admin role or the file is unusable.
     """
@@ -171,6 +177,8 @@ def add_key(path: Path, role: Role) -> tuple[StoredKey, str]:
     keys = read_keys(path)
     key_id, key = new_api_key()
     stored = StoredKey(key_id, role, key_hash(key), int(time.time()))
+    if before_store is not None:
+        before_store(stored)
     keys.append(stored)
     document = {"keys": [_key_json(k) for k in keys]}
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ def command() -> None:
 @pass_cli
 def create_key(cli: CliContext, role: str) -> None:
     """Create an API key; print it once. Only its SHA-256 is stored."""
-    from gateway.admin.auth import Role, add_key
+    from gateway.admin.auth import Role, StoredKey, add_key
     from gateway.audit import AuditLog, default_actor
     from gateway.errors import ConfigError
     from gateway.settings import NodeSettings
@@ -31,11 +31,15 @@ def create_key(cli: CliContext, role: str) -> None:
     try:
         settings = load_model(cli.config_dir / "node.yaml", NodeSettings)
         state = cli.state_dir()
+        audit = AuditLog.in_state_dir(state)
+
+        def audited(record: StoredKey) -> None:
+            audit.append(default_actor(), "admin_key.create", record.id, {"role": role})
+
         stored, key = add_key(
-            settings.resolve(state, settings.admin.api_keys_file), Role(role)
-        )
-        AuditLog.in_state_dir(state).append(
-            default_actor(), "admin_key.create", stored.id, {"role": role}
+            settings.resolve(state, settings.admin.api_keys_file),
+            Role(role),
+            before_store=audited,
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc

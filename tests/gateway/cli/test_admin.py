@@ -158,3 +158,18 @@ def test_a_bad_node_yaml_is_reported_with_its_file_and_line(
     assert result.exit_code == 1
     assert f"{node}:{line}: colour: Extra inputs are not permitted" in result.stderr
     assert not state_dir.exists()
+
+
+def test_a_key_whose_creation_cannot_be_audited_is_not_stored(
+    invoke: Invoke, state_dir: Path
+) -> None:
+    """No working key without its audit entry."""
+    state_dir.mkdir()
+    AuditLog.in_state_dir(state_dir).path.mkdir()  # a folder where the log should be
+
+    result = invoke("create-key", "--role", "ops")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "the audit log cannot be opened" in result.stderr
+    assert read_keys(state_dir / "admin_keys.json") == []
