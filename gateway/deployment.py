@@ -1,7 +1,8 @@
 """One deployment, loaded from its config directory into frozen objects.
 
 A deployment is what an integrator edits: ``node.yaml``, ``directory.yaml``,
-``access.yaml``, ``purposes.yaml`` and ``adapters/``. :func:`load_deployment` stops at
+``access.yaml``, ``purposes.yaml`` and ``adapters/`` (and ``admins.yaml``, which
+:func:`check_deployment` checks too). :func:`load_deployment` stops at
 the first error; :func:`check_deployment` collects every error, for
 ``mediator config check`` and for a reload (:func:`load_checked`). Besides each
 file on its own it cross-checks them: every access right's client and service, and
@@ -94,9 +95,15 @@ def load_checked(config_dir: Path, state_dir: Path | None = None) -> Deployment:
 def check_deployment(config_dir: Path) -> list[ConfigError]:
     """Every problem of a deployment, each with its file and line."""
     directories: list[Directory] = []
+    settings: list[NodeSettings] = []
     errors = all_errors(
         [
-            ("node", lambda: load_model(config_dir / "node.yaml", NodeSettings)),
+            (
+                "node",
+                lambda: settings.append(
+                    load_model(config_dir / "node.yaml", NodeSettings)
+                ),
+            ),
             (
                 "directory",
                 lambda: directories.append(
@@ -109,7 +116,18 @@ def check_deployment(config_dir: Path) -> list[ConfigError]:
     errors.extend(AdapterSet.check(config_dir / "adapters"))
     if directories:
         errors.extend(_cross_check(config_dir, directories[0]))
+    if settings:
+        errors.extend(_check_admins(config_dir / settings[0].admin.admins_file))
     return errors
+
+
+def _check_admins(path: Path) -> list[ConfigError]:
+    """The problem of the admins file, if any (a missing file names no admin)."""
+    # gateway.admin imports this module (its reload endpoint): a top-level import
+    # would be circular.
+    from gateway.admin.auth import load_admins  # noqa: PLC0415
+
+    return all_errors([("admins", lambda: load_admins(path))])
 
 
 def _cross_check(config_dir: Path, directory: Directory) -> list[ConfigError]:

@@ -19,9 +19,11 @@ import httpx
 import redis.asyncio as aioredis
 import structlog
 
+from gateway.admin.auth import AdminAuthenticator
 from gateway.admission import Admission
 from gateway.auth import ClientAuthenticator, longest_use_ttl
-from gateway.deployment import Deployment, load_checked
+from gateway.deployment import Deployment, ReloadRefusedError, load_checked
+from gateway.errors import ConfigError
 from gateway.exchange import ExchangePipeline
 from gateway.hsm import HsmToken
 from gateway.keyring import Keyring
@@ -66,6 +68,17 @@ class _Shared:
     upstream: Upstream
     subjects: SubjectHasher
     log: MessageLog
+
+
+def _admin_auth(ops: Operations, deployment: Deployment) -> AdminAuthenticator:
+    """The admin authenticator of a reloaded deployment; raise ReloadRefusedError.
+
+    admins.yaml is checked with the rest, but it may have changed since.
+    """
+    try:
+        return ops.admin_authenticator(deployment)
+    except ConfigError as exc:
+        raise ReloadRefusedError(deployment.config_dir, [exc]) from exc
 
 
 def _build_pipeline(deployment: Deployment, shared: _Shared) -> ExchangePipeline:
@@ -252,7 +265,8 @@ class Node:
         """Check and load the config directory again, then swap it in.
 
         Directory, access rights, purposes and adapters take effect for the next
-        exchange; ``node.yaml`` changes need a restart (the running settings are
+        exchange, admins.yaml and client keys for the next admin request;
+        ``node.yaml`` changes need a restart (the running settings are
         kept, and a warning says so). Reloads run one at a time.
 
         :raises ReloadRefusedError: the new configuration fails the check (it carries
@@ -266,8 +280,10 @@ class Node:
             if fresh.settings != current.settings:
                 log.warning("node.reload_settings_ignored", detail="restart to apply")
             fresh = dataclasses.replace(fresh, settings=current.settings)
+            admin_auth = await anyio.to_thread.run_sync(_admin_auth, self.ops, fresh)
             self.pipeline = _build_pipeline(fresh, self.shared)  # the one swap
             self.deployment = fresh
+            self.ops.admin_auth = admin_auth
         if gc.get_freeze_count():
             # The old configuration was frozen with the rest: let it be collected.
             gc.unfreeze()

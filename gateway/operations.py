@@ -76,14 +76,7 @@ class Operations:
         self.health = HealthChecker(settings.admin.health_cache_s)
         self.admin_limiter = AdminLimiter(settings.admin.rate)
         self.admin_routes: list[Route] = all_routes()
-        self.admin_auth = AdminAuthenticator(
-            admins=load_admins(deployment.config_dir / settings.admin.admins_file),
-            keys_file=deployment.path(settings.admin.api_keys_file),
-            audience=settings.auth.audience,
-            max_lifetime_s=settings.auth.max_token_lifetime_s,
-            leeway_s=settings.auth.leeway_s,
-            clients=self.client_authenticator(),
-        )
+        self.admin_auth = self.admin_authenticator(deployment)
         self._meta: MetaServices | None = None
         self._meta_for: Deployment | None = None
 
@@ -119,9 +112,28 @@ class Operations:
             self._meta_for = deployment
         return self._meta
 
-    def client_authenticator(self) -> ClientAuthenticator:
-        """An authenticator for departmental clients, sharing the replay cache."""
-        deployment = self._node.deployment
+    def admin_authenticator(self, deployment: Deployment) -> AdminAuthenticator:
+        """An authenticator of admin callers as ``deployment`` names them: the
+        admins of its admins.yaml, and clients by the keys of its directory.
+
+        :raises ConfigError: admins.yaml is malformed or names an unusable key.
+        """
+        settings = deployment.settings
+        return AdminAuthenticator(
+            admins=load_admins(deployment.config_dir / settings.admin.admins_file),
+            keys_file=deployment.path(settings.admin.api_keys_file),
+            audience=settings.auth.audience,
+            max_lifetime_s=settings.auth.max_token_lifetime_s,
+            leeway_s=settings.auth.leeway_s,
+            clients=self.client_authenticator(deployment),
+        )
+
+    def client_authenticator(
+        self, deployment: Deployment | None = None
+    ) -> ClientAuthenticator:
+        """An authenticator for departmental clients of ``deployment`` (default: the
+        node's), sharing the replay cache."""
+        deployment = deployment or self._node.deployment
         return ClientAuthenticator(
             deployment.directory,
             deployment.settings.auth,
