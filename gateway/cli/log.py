@@ -44,6 +44,7 @@ from gateway.msglog.archive import ArchiveError, archive_log
 from gateway.msglog.archivefile import verify_archive
 from gateway.msglog.bodies import BodyKeyError
 from gateway.msglog.records import DECISIONS
+from gateway.msglog.store import StoreError
 from gateway.msglog.stores import store_from_settings
 from gateway.msglog.verify import VerifyReport, keys_from_keyring
 from gateway.settings import LogSettings, NodeSettings
@@ -433,7 +434,13 @@ def _with_store(cli: CliContext, run: Callable[[LogStore], Awaitable[T]]) -> T:
         finally:
             await store.close()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except StoreError as exc:
+        # A damaged file, or one that is no database: a verdict, not a traceback.
+        raise click.ClickException(
+            f"the message log cannot be read (the store failed: {exc.operation})"
+        ) from exc
 
 
 def _read_jwks(cli: CliContext, jwks_file: Path | None) -> dict[str, Any]:

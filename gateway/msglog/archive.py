@@ -46,7 +46,7 @@ from gateway.msglog.archivefile import (
 )
 from gateway.msglog.bodylog import stored_label
 from gateway.msglog.checkpoint import Checkpoint, PublicKey, public_jwk
-from gateway.msglog.evidence import streamed_inclusion_paths
+from gateway.msglog.evidence import EvidenceError, streamed_inclusion_paths
 from gateway.msglog.records import parse
 from gateway.msglog.store import CHUNK, ArchiveEntry, LogStore
 
@@ -301,7 +301,10 @@ async def _write_proofs(
             )
             if paths is None:
                 # A stored node was altered: build from every leaf instead.
-                paths = await streamed_inclusion_paths(store, seqs, size)
+                try:
+                    paths = await streamed_inclusion_paths(store, seqs, size)
+                except EvidenceError as exc:
+                    raise ArchiveError(str(exc)) from exc
             for seq, leaf, path in zip(seqs, leaves, paths, strict=True):
                 line = {
                     "seq": seq,

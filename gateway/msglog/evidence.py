@@ -43,7 +43,8 @@ MAX_RECORDS = 1000
 class EvidenceError(NodeError):
     """Evidence cannot be exported: the message is not in the log, or not sealed yet.
 
-    ``log_reason`` is ``evidence_not_found`` or ``evidence_not_sealed``.
+    ``log_reason`` is ``evidence_not_found``, ``evidence_not_sealed``, or
+    ``evidence_log_incomplete`` when records the checkpoint covers are gone.
     """
 
     def __init__(self, log_reason: str, detail: str) -> None:
@@ -135,7 +136,10 @@ async def inclusion_paths(
 async def streamed_inclusion_paths(
     store: LogStore, seqs: list[int], size: int
 ) -> list[list[bytes]]:
-    """The audit paths of ``seqs`` in the tree of ``size``, in one pass."""
+    """The audit paths of ``seqs`` in the tree of ``size``, in one pass.
+
+    Raises EvidenceError if the log holds fewer than ``size`` records.
+    """
     builders = [merkle.InclusionProofBuilder(seq, size) for seq in seqs]
     fed = 0
     async with contextlib.aclosing(store.iter_leaf_hashes()) as chunks:
@@ -146,6 +150,12 @@ async def streamed_inclusion_paths(
             fed += len(chunk)
             if fed >= size:
                 break
+    if fed < size:
+        raise EvidenceError(
+            "evidence_log_incomplete",
+            f"the log holds {fed} of the {size} records its latest checkpoint "
+            "covers: `mediator log verify` names what is missing",
+        )
     return [builder.proof() for builder in builders]
 
 

@@ -345,7 +345,19 @@ def columns(r: SealedRecord) -> tuple[Any, ...]:
 
 
 def stored_record(row: Sequence[Any]) -> StoredRecord:
-    return StoredRecord(int(row[0]), str(row[1]), bytes(row[2]), bytes(row[3]))
+    return StoredRecord(int(row[0]), str(row[1]), _blob(row[2]), _blob(row[3]))
+
+
+def _blob(value: Any) -> bytes:
+    """The bytes of a BLOB column as stored.
+
+    A value edited by hand (in the sqlite3 shell) comes back as TEXT, or as a
+    number: its UTF-8 bytes are taken, so that the hash check reports the edit
+    instead of the reader failing on it.
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode("utf-8", "surrogateescape")
 
 
 def archive_entry(row: Sequence[Any]) -> ArchiveEntry:
