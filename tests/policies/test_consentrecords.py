@@ -87,6 +87,23 @@ def test_a_grant_that_breaks_a_rule_is_refused(
         new_record(grant_args(kanyashree, **changes))
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"granted_by_name": "\udcff\udcfe"}, id="undecodable-argv"),
+        pytest.param({"granted_by_name": "Mita \x1b[2JRoy"}, id="terminal-escape"),
+        pytest.param({"granted_by_name": "Mita\x00Roy"}, id="nul"),
+        pytest.param({"actor": "office\r\nforged line"}, id="line-break"),
+    ],
+)
+def test_a_name_or_actor_that_is_not_plain_text_is_refused(
+    kanyashree: Purpose, changes: dict[str, str]
+) -> None:
+    """Control characters and lone surrogates would reach the officer's terminal."""
+    with pytest.raises(ConsentError, match="plain text"):
+        new_record(grant_args(kanyashree, **changes))
+
+
 def test_a_purpose_that_does_not_rest_on_consent_takes_no_grant(
     purposes: PurposeSet,
 ) -> None:

@@ -183,6 +183,25 @@ async def test_revoking_twice_is_409_and_unknown_is_404(
     assert (again.status_code, unknown.status_code) == (409, 404)
 
 
+async def test_a_revocation_by_a_blank_actor_is_refused_as_a_field_error(
+    harness: Harness, api: httpx.AsyncClient
+) -> None:
+    """Not 409 already_revoked: the consent is still active."""
+    granted = await api.post(
+        "/admin/api/v1/consents", json=_grant_body(_girl(harness)["student_id"])
+    )
+    consent_id = granted.json()["consent_id"]
+
+    blank = await api.post(
+        f"/admin/api/v1/consents/{consent_id}/revoke", json={"actor": "   "}
+    )
+    record = await harness.node.consents.get(consent_id)
+
+    assert (blank.status_code, blank.json()) == (422, {"error": "invalid_field:actor"})
+    assert record is not None
+    assert record.state == "active"
+
+
 async def test_a_students_consents_and_exchanges(
     harness: Harness, api: httpx.AsyncClient
 ) -> None:
