@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -93,6 +94,16 @@ class ConsentRevision:
     signature: str | None = field(default=None, repr=False)
 
 
+def is_plain_text(value: str) -> bool:
+    """No control characters and no lone surrogates (undecodable command-line bytes).
+
+    Names and actors are printed to officers' terminals and signed as UTF-8: an
+    escape sequence could rewrite what the officer sees, a surrogate cannot be
+    encoded at all.
+    """
+    return not any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
+
+
 def new_record(grant: Mapping[str, Any]) -> ConsentRecord:
     purpose: Purpose = grant["purpose"]
     subject, role = str(grant["subject"]), str(grant["granted_by_role"])
@@ -108,6 +119,8 @@ def new_record(grant: Mapping[str, Any]) -> ConsentRecord:
         raise ConsentError("a minor's consent must be granted by a guardian")
     if not name or not actor:
         raise ConsentError("the grantor's name and the actor are required")
+    if not (is_plain_text(name) and is_plain_text(actor)):
+        raise ConsentError("the grantor's name and the actor must be plain text")
     if not valid_from < valid_until:
         raise ConsentError("valid_until must be after valid_from")
     return ConsentRecord(

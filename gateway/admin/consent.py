@@ -135,6 +135,9 @@ async def revoke(request: Request, node: Node) -> Response:
     body = await _read(request, RevokeBody)
     if isinstance(body, JSONResponse):
         return body
+    if not body.actor.strip():
+        # The store refuses it too, with the error it gives a revoked consent.
+        return _problem(422, "invalid_field:actor")
     consent_id = request.path_params["consent_id"]
     if await node.consents.get(consent_id) is None:
         return _problem(404, "unknown_consent")
