@@ -24,6 +24,7 @@ from gateway.admin.framework import (
     identity_of,
     note_change,
     query_number,
+    query_whole,
 )
 from gateway.admin.health import environment
 from gateway.errors import PayloadError, Reason, ResolutionError
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from gateway.node import Node
 
 _DAY: Final = 86400.0
-#: The largest record id a store can hold (SQLite's INTEGER is 64-bit signed).
-_MAX_ID: Final = 2**63 - 1
 _MAX_BODY: Final = 4096
 _OPS: Final = frozenset({Role.OPS})
 _OFFICER: Final = frozenset({Role.SECURITY_OFFICER})
@@ -95,10 +94,10 @@ async def opmonitoring(request: Request, node: Node) -> Response:
         since=query_number(request, "since", now - _DAY),
         until=query_number(request, "until", now + 1),
         client_id=client_id,
-        after_id=int(query_number(request, "after", 0)),
+        after_id=query_whole(request, "after", 0),
         limit=int(query_number(request, "limit", 100)),
     )
-    if not 1 <= query.limit <= MAX_PAGE or not 0 <= query.after_id <= _MAX_ID:
+    if not 1 <= query.limit <= MAX_PAGE:
         raise ResolutionError(Reason.INVALID_QUERY, log_reason="bad_page")
     page = await node.ops.monitor.query(query)
     return JSONResponse({"records": page.records, "next_after": page.next_after})

@@ -32,6 +32,9 @@ ANY_ADMIN: Final = frozenset({Role.OPS, Role.SECURITY_OFFICER, Role.INTEGRATOR})
 _IDENTITY: Final = "mediator.admin.identity"
 _CHANGE: Final = "mediator.admin.change"
 PATH_PARAM: Final = re.compile(r"\{([a-z_]+)\}")
+#: The largest integer SQLite stores (a signed 64-bit one).
+MAX_SQL_INT: Final = 2**63 - 1
+_WHOLE: Final = re.compile(r"[0-9]{1,19}")
 
 Handler = Callable[[Request, "Node"], Awaitable[Response]]
 
@@ -126,6 +129,21 @@ def query_number(request: Request, name: str, default: float) -> float:
     if not math.isfinite(value):
         raise ResolutionError(Reason.INVALID_QUERY, log_reason="bad_number")
     return value
+
+
+def query_whole(request: Request, name: str, default: int) -> int:
+    """A whole number in ``[0, MAX_SQL_INT]`` from the query, in decimal digits.
+
+    Parsed as an integer, not through a float, so that a cursor keeps every digit.
+
+    :raises ResolutionError: ``INVALID_QUERY`` for anything else.
+    """
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if _WHOLE.fullmatch(raw) is None or int(raw) > MAX_SQL_INT:
+        raise ResolutionError(Reason.INVALID_QUERY, log_reason="bad_whole_number")
+    return int(raw)
 
 
 def _regex(path: str) -> str:
