@@ -111,11 +111,13 @@ async def test_a_start_that_fails_closes_what_it_opened(
         raise NodeError(Reason.LOG_UNAVAILABLE, log_reason="monitoring_store")
 
     monkeypatch.setattr(Operations, "start", refuse)
+    before = set(threading.enumerate())  # earlier tests' threads are not this node's
 
     with pytest.raises(NodeError, match="log_unavailable"):
         await Node.start(deployment, http_client=client, passphrase=demo.passphrase)
 
     assert client.is_closed
-    assert "msglog-sqlite" not in {t.name for t in threading.enumerate()}
+    left = {t.name for t in set(threading.enumerate()) - before}
+    assert "msglog-sqlite" not in left
     running = {t.get_name() for t in asyncio.all_tasks() if not t.done()}
     assert not running & {"msglog-writer", "msglog-sealer", "keyring-poll"}
