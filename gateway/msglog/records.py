@@ -185,17 +185,40 @@ def seal(record: Mapping[str, Any], seq: int, prev_hash: str) -> SealedRecord:
     check_record(record)
     canonical = canonical_bytes({**record, "seq": seq, "prev_hash": prev_hash})
 
+    ts, message_id, client_id, service_id, decision, subject_hash = search_columns(
+        record
+    )
     return SealedRecord(
         seq=seq,
         hash=record_hash(canonical),
         leaf_hash=leaf_hash(canonical),
         canonical=canonical,
-        ts=float(record["ts"]),
-        message_id=record["message_id"],
-        client_id=_optional_str(record["client_id"]),
-        service_id=_optional_str(record["service_id"]),
-        decision=record["decision"],
-        subject_hash=_optional_str(record.get("subject_hash")),
+        ts=ts,
+        message_id=message_id,
+        client_id=client_id,
+        service_id=service_id,
+        decision=decision,
+        subject_hash=subject_hash,
+    )
+
+
+#: The search columns a record is stored with, in this order: ts, message_id,
+#: client_id, service_id, decision, subject_hash.
+SearchColumns = tuple[float, str, str | None, str | None, str, str | None]
+
+
+def search_columns(record: Mapping[str, Any]) -> SearchColumns:
+    """The values a record's searchable columns hold, derived from the record.
+
+    Raises KeyError, TypeError or ValueError for a record that has no valid ones.
+    """
+    return (
+        float(record["ts"]),
+        str(record["message_id"]),
+        _optional_str(record["client_id"]),
+        _optional_str(record["service_id"]),
+        str(record["decision"]),
+        _optional_str(record.get("subject_hash")),
     )
 
 

@@ -45,6 +45,9 @@ class StoredRecord:
     hash: str
     leaf_hash: bytes
     canonical: bytes
+    #: The search columns as stored (ts, message_id, client_id, service_id,
+    #: decision, subject_hash); searches trust them, verification checks them.
+    search: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +253,10 @@ CREATE INDEX IF NOT EXISTS records_decision ON records (decision, ts);
 CREATE INDEX IF NOT EXISTS records_subject_hash ON records (subject_hash, ts);
 """
 
-SELECT_RECORDS = "SELECT seq, hash, leaf_hash, canonical FROM records"
+SELECT_RECORDS = (
+    "SELECT seq, hash, leaf_hash, canonical, "
+    "ts, message_id, client_id, service_id, decision, subject_hash FROM records"
+)
 
 #: Every leaf hash, archived or not; archived records are always a prefix.
 SELECT_LEAVES = (
@@ -345,7 +351,9 @@ def columns(r: SealedRecord) -> tuple[Any, ...]:
 
 
 def stored_record(row: Sequence[Any]) -> StoredRecord:
-    return StoredRecord(int(row[0]), str(row[1]), _blob(row[2]), _blob(row[3]))
+    return StoredRecord(
+        int(row[0]), str(row[1]), _blob(row[2]), _blob(row[3]), tuple(row[4:10])
+    )
 
 
 def _blob(value: Any) -> bytes:

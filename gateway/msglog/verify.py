@@ -5,7 +5,10 @@ For each record, in this order:
 
 1. the row's seq continues the previous one (else a record is missing);
 2. the SHA-256 of the stored canonical bytes is the stored ``hash`` and their RFC
-   9162 leaf hash is the stored leaf (else the record was changed);
+   9162 leaf hash is the stored leaf (else the record was changed), and the
+   columns searches use (time, message id, client, service, decision, subject
+   hash) hold the record's own values (else a search would show an altered log
+   that the hashes alone do not reveal);
 3. the ``seq`` inside the record is its position (else records were reordered,
    removed or inserted);
 4. its ``prev_hash`` is the hash of the record before (else one of the two was
@@ -36,7 +39,7 @@ from typing import Any
 from gateway.keytypes import parse_metadata
 from gateway.msglog import merkle
 from gateway.msglog.checkpoint import Checkpoint, PublicKey, verify_signature
-from gateway.msglog.records import parse, record_hash
+from gateway.msglog.records import parse, record_hash, search_columns
 from gateway.msglog.store import (
     ArchivedLeaf,
     LogStore,
@@ -54,6 +57,7 @@ UNKNOWN_KEY = "unknown key id"
 REVOKED_KEY = "signed by revoked key"
 BACKDATED = "checkpoint time goes backwards"
 UNSEALED_ARCHIVE = "archived records not sealed"
+SEARCH_COLUMN_MISMATCH = "search column mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,10 @@ class _Verifier:
         if leaf != row.leaf_hash:
             detail = "the stored leaf hash is not its leaf"
             return Problem(HASH_MISMATCH, detail, seq=p)
+        column = _altered_column(row)
+        if column is not None:
+            detail = f"the stored {column} is not the record's"
+            return Problem(SEARCH_COLUMN_MISMATCH, detail, seq=p)
         return None
 
     def _position_problem(
@@ -421,6 +429,34 @@ def _fields(row: StoredRecord) -> tuple[int | None, str | None]:
     ):
         return None, None
     return seq, prev_hash
+
+
+_SEARCH_NAMES = (
+    "ts",
+    "message_id",
+    "client_id",
+    "service_id",
+    "decision",
+    "subject_hash",
+)
+
+
+def _altered_column(row: StoredRecord) -> str | None:
+    """The first search column whose stored value is not the record's, if any.
+
+    A record whose bytes match its hash but cannot be read is judged by the
+    later steps (its seq and prev_hash), not here.
+    """
+    if not row.search:
+        return None
+    try:
+        derived = search_columns(parse(row.canonical))
+    except (KeyError, TypeError, ValueError):
+        return None
+    for name, stored, own in zip(_SEARCH_NAMES, row.search, derived, strict=True):
+        if stored != own or type(stored) is not type(own):
+            return name
+    return None
 
 
 def _size_of(stored: StoredCheckpoint) -> int:

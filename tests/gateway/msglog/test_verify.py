@@ -1,4 +1,5 @@
-"""Verifying a log on a real SQLite file, and naming how it was tampered with."""
+"""Verifying a log on a real SQLite file (and PostgreSQL), and naming how it was
+tampered with."""
 
 from __future__ import annotations
 
@@ -108,6 +109,34 @@ async def test_rehashed_change_is_found_by_the_chain(
     assert problem is not None
     assert (problem.kind, problem.seq) == ("hash mismatch", 10)
     assert "changed" in problem.detail
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("decision", "denied"),
+        ("ts", 1_700_000_000.0),
+        ("message_id", "msg-3"),
+        ("client_id", "WB/GOV/WCD/kanyashree"),
+        ("client_id", None),
+        ("service_id", "WB/GOV/SED/banglarshiksha/teachers"),
+        ("subject_hash", "cd" * 32),
+    ],
+)
+async def test_an_edited_search_column_is_named(
+    sealed_log: Backend, jwks: dict[str, Any], column: str, value: object
+) -> None:
+    """The hashes still match, but a search would show another log."""
+    await sealed_log.tamper(
+        (f"UPDATE records SET {column} = ? WHERE seq = 7", (value,))
+    )
+
+    problem = (await _verify(sealed_log, jwks)).problem
+
+    assert problem is not None
+    assert str(problem) == (
+        f"search column mismatch at seq 7: the stored {column} is not the record's"
+    )
 
 
 async def test_deleted_record_is_a_gap(
