@@ -69,11 +69,22 @@ def main(ctx: click.Context, config_dir: Path, state_dir: Path | None) -> None:
 
 
 def _register() -> None:
-    from gateway.cli import admin, clients, config, consent, demo, keys, log, serve
+    from gateway.cli import (
+        admin,
+        clients,
+        config,
+        consent,
+        demo,
+        keys,
+        log,
+        logsearch,
+        serve,
+    )
 
     for module in (serve, keys, clients, log, config, consent, demo, admin):
         main.add_command(module.command)
     main.add_command(config.adapters_command)
+    log.command.add_command(logsearch.search)
 
 
 _register()

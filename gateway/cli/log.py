@@ -32,18 +32,15 @@ from gateway.msglog import (
     EvidenceError,
     LogStore,
     PublicKey,
-    SearchQuery,
     SqliteLogStore,
     export_evidence,
     load_jwks,
-    officer,
     verify_evidence,
     verify_log,
 )
 from gateway.msglog.archive import ArchiveError, archive_log
 from gateway.msglog.archivefile import verify_archive
 from gateway.msglog.bodies import BodyKeyError
-from gateway.msglog.records import DECISIONS
 from gateway.msglog.store import StoreError
 from gateway.msglog.stores import store_from_settings
 from gateway.msglog.verify import VerifyReport, keys_from_keyring
@@ -53,8 +50,8 @@ from gateway.yamlconf import load_model
 
 T = TypeVar("T")
 
-#: The width a table gets off a terminal: wider than any row, so none is cut.
-_UNBOUNDED_WIDTH = 100_000
+#: What a running node may take beyond twice its checkpoint interval to seal.
+_SEALING_SLACK_S = 60.0
 
 _jwks_option = click.option(
     "--jwks",
@@ -75,7 +72,11 @@ def command() -> None:
 def verify(cli: CliContext, jwks_file: Path | None) -> None:
     """Check every record, the hash chain, the tree and the signed checkpoints.
 
-    Exits 0 if the log is intact, 1 with the first problem otherwise.
+    Exits 0 if the log is intact, 1 with the first problem otherwise. Records
+    after the last checkpoint are counted; unsealed ones older than a running
+    node would leave them (twice ``log.checkpoint_interval_s``, plus a minute)
+    are a problem: their checkpoints are missing, or their node stopped
+    without sealing them.
     """
     # rich is imported only where it draws, to keep every other command quick.
     from rich.console import Console
@@ -88,6 +89,13 @@ def verify(cli: CliContext, jwks_file: Path | None) -> None:
 
     console = Console()
     keys, revoked_at = _verification_keys(cli, jwks_file)
+    settings = _log_settings(cli)
+    interval = (
+        settings.checkpoint_interval_s
+        if settings
+        else LogSettings().checkpoint_interval_s
+    )
+    stale_before = time.time() - (2 * interval + _SEALING_SLACK_S)
     with Progress(
         TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=console
     ) as bar:
@@ -100,6 +108,7 @@ def verify(cli: CliContext, jwks_file: Path | None) -> None:
                 keys,
                 progress=lambda done: bar.update(task, completed=done),
                 revoked_at=revoked_at,
+                stale_before=stale_before,
             )
 
         report = _with_store(cli, run)
@@ -112,6 +121,11 @@ def verify(cli: CliContext, jwks_file: Path | None) -> None:
         f"signatures:  {report.signatures_verified} verified, "
         f"{report.consistency_verified} consistency proofs"
     )
+    if report.unsealed_since is not None:
+        console.print(
+            f"unsealed:    {report.unsealed} records after the last checkpoint, "
+            f"the oldest from {_iso(report.unsealed_since)}"
+        )
     if report.ok:
         console.print("[green]intact[/green]")
         return
@@ -167,73 +181,6 @@ def export(
     click.echo(f"wrote {out}: records {', '.join(map(str, seqs))}")
     if archived:
         click.echo(f"note: other records of this message id are archived: {where}")
-
-
-@command.command("search")
-@click.option(
-    "--client", "client_id", help="Client id, INSTANCE/CLASS/MEMBER/SUBSYSTEM."
-)
-@click.option("--service", "service_id", help="Service id.")
-@click.option("--decision", type=click.Choice(sorted(DECISIONS)))
-@click.option("--message-id")
-@click.option(
-    "--student",
-    "student_id",
-    help="Student id: searched as its keyed hash (the state directory's key).",
-)
-@click.option("--since", help="ISO 8601 time or epoch seconds (UTC if no zone).")
-@click.option("--until", help="ISO 8601 time or epoch seconds, exclusive.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="One JSON object per line (JSON Lines): every field of each record.",
-)
-@pass_cli
-def search(
-    cli: CliContext,
-    *,
-    client_id: str | None,
-    service_id: str | None,
-    decision: str | None,
-    message_id: str | None,
-    student_id: str | None,
-    since: str | None,
-    until: str | None,
-    limit: int,
-    as_json: bool,
-) -> None:
-    """List matching records, newest first.
-
-    The table shows the fields an officer reads first; it is cut to the width of a
-    terminal, but written whole to a pipe or a file. With --json each record is
-    one line, with every field the log keeps for it (digests of bodies, never the
-    bodies or a token) and its seq; times are epoch seconds (UTC).
-    """
-    query = SearchQuery(
-        client_id=client_id,
-        service_id=service_id,
-        decision=decision,
-        message_id=message_id,
-        since=_epoch(since, "--since"),
-        until=_epoch(until, "--until"),
-        limit=limit,
-    )
-
-    subjects = _subject_hasher(cli) if student_id is not None else None
-
-    async def run(store: LogStore) -> list[dict[str, Any]]:
-        return await officer.search(
-            store, query, student_id=student_id, subjects=subjects
-        )
-
-    records = _with_store(cli, run)
-    if as_json:
-        for record in records:
-            click.echo(orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode())
-        return
-    _print_table(records)
 
 
 @command.command("evidence-verify")
@@ -470,37 +417,5 @@ def _epoch(text: str | None, option: str) -> float | None:
     return moment.timestamp()
 
 
-def _print_table(records: list[dict[str, Any]]) -> None:
-    """The search results as a table, each row whole unless drawn on a terminal."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if not console.is_terminal:
-        # Scripts read a pipe or a file line by line: a value cut to 80 columns
-        # (a message id, a client id) would be silently wrong there.
-        console = Console(width=_UNBOUNDED_WIDTH)
-    table = Table("seq", "time (UTC)", "message id", "record", "client", "service")
-    table.add_column("decision")
-    table.add_column("status")
-    table.add_column("reason")
-    for record in records:
-        table.add_row(*_cells(record, record["seq"]))
-    console.print(table)
-
-
-def _cells(record: dict[str, Any], seq: int) -> list[str]:
-    moment = datetime.fromtimestamp(float(record.get("ts", 0)), UTC)
-    return [
-        str(seq),
-        moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-        str(record.get("message_id", "")),
-        # request: logged before forwarding; response: how it ended; exchange:
-        # the only record of one that never left the node.
-        str(record.get("direction") or "-"),
-        str(record.get("client_id") or "-"),
-        str(record.get("service_id") or "-"),
-        str(record.get("decision", "")),
-        str(record.get("status") or "-"),
-        str(record.get("reason") or ""),
-    ]
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

@@ -58,6 +58,7 @@ REVOKED_KEY = "signed by revoked key"
 BACKDATED = "checkpoint time goes backwards"
 UNSEALED_ARCHIVE = "archived records not sealed"
 SEARCH_COLUMN_MISMATCH = "search column mismatch"
+UNSEALED_RECORDS = "records not sealed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,11 @@ class VerifyReport:
     problem: Problem | None
     #: How many of ``records`` are archived, verified by their kept hashes only.
     archived: int = 0
+    #: Records after the last checkpoint: intact as far as the chain shows, but
+    #: not yet proved by a signed root.
+    unsealed: int = 0
+    #: The time of the oldest unsealed record, if any.
+    unsealed_since: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -120,6 +126,9 @@ class _Verifier:
         self.last_sealed: Checkpoint | None = None
         self.builder: merkle.ConsistencyProofBuilder | None = None
         self.archived = 0
+        #: The size the largest checkpoint claims: records from there on are unsealed.
+        self.sealed_size = max(map(_size_of, checkpoints), default=0)
+        self.unsealed_since: float | None = None
 
     def archived_leaf(self, kept: ArchivedLeaf) -> Problem | None:
         """Add the kept hashes of an archived record (they must be contiguous)."""
@@ -147,15 +156,18 @@ class _Verifier:
     def record(self, row: StoredRecord, after: StoredRecord | None) -> Problem | None:
         p = self.tree.size
         leaf = merkle.leaf_hash(row.canonical)
-        claimed, prev_hash = _fields(row)
+        value = _parsed(row.canonical)
+        claimed, prev_hash = _fields_of(value)
         problem = (
-            self._row_problem(p, row, leaf)
+            self._row_problem(p, row, leaf, value)
             or self._position_problem(p, claimed, after)
             or self._chain_problem(p, prev_hash, row, after)
         )
         if problem is not None:
             return problem
 
+        if p == self.sealed_size and value is not None:
+            self.unsealed_since = _time_of(value)
         # step 5: the leaf joins the tree
         self.tree.append(leaf)
         if self.builder is not None:
@@ -163,7 +175,9 @@ class _Verifier:
         self.prev_hash = row.hash
         return self.sealed()
 
-    def _row_problem(self, p: int, row: StoredRecord, leaf: bytes) -> Problem | None:
+    def _row_problem(
+        self, p: int, row: StoredRecord, leaf: bytes, value: dict[str, Any] | None
+    ) -> Problem | None:
         # step 1: the rows are contiguous
         if row.seq != p:
             detail = f"the next stored record is seq {row.seq}"
@@ -176,7 +190,7 @@ class _Verifier:
         if leaf != row.leaf_hash:
             detail = "the stored leaf hash is not its leaf"
             return Problem(HASH_MISMATCH, detail, seq=p)
-        column = _altered_column(row)
+        column = _altered_column(row, value)
         if column is not None:
             detail = f"the stored {column} is not the record's"
             return Problem(SEARCH_COLUMN_MISMATCH, detail, seq=p)
@@ -289,14 +303,22 @@ class _Verifier:
             proof,
         )
 
-    def unsealed_tail(self) -> Problem | None:
-        if not self.queue:
+    def unsealed_tail(self, stale_before: float | None) -> Problem | None:
+        if self.queue:
+            stored = self.queue[0]
+            detail = f"checkpoint #{stored.number} covers {_size_of(stored)} records"
+            return Problem(
+                MISSING_RECORD, detail, seq=self.tree.size, checkpoint=stored.number
+            )
+        since = self.unsealed_since
+        if stale_before is None or since is None or since >= stale_before:
             return None
-        stored = self.queue[0]
-        detail = f"checkpoint #{stored.number} covers {_size_of(stored)} records"
-        return Problem(
-            MISSING_RECORD, detail, seq=self.tree.size, checkpoint=stored.number
+        unsealed = self.tree.size - self.sealed_size
+        detail = (
+            f"{unsealed} records after the last checkpoint are older than a "
+            "running node leaves them unsealed: checkpoints are missing"
         )
+        return Problem(UNSEALED_RECORDS, detail, seq=self.sealed_size)
 
     def report(self, problem: Problem | None) -> VerifyReport:
         return VerifyReport(
@@ -306,6 +328,8 @@ class _Verifier:
             consistency_verified=self.consistency,
             problem=problem,
             archived=self.archived,
+            unsealed=max(0, self.tree.size - self.sealed_size),
+            unsealed_since=self.unsealed_since,
         )
 
 
@@ -315,15 +339,19 @@ async def verify_log(
     *,
     progress: Callable[[int], None] | None = None,
     revoked_at: Mapping[str, float] | None = None,
+    stale_before: float | None = None,
 ) -> VerifyReport:
     """Verify every record and checkpoint of ``store``; see the module's steps.
 
     ``public_keys`` should hold every key that ever signed (retired and revoked
     ones too, e.g. from :func:`keys_from_keyring`); ``revoked_at`` maps a revoked
     key id to its revocation time, from which on its checkpoints are flagged.
-    ``progress`` is called with the number of records checked so far. Store
-    failures raise NodeError(LOG_UNAVAILABLE); a damaged log is a report, not an
-    error.
+    ``progress`` is called with the number of records checked so far. Records
+    after the last checkpoint are counted in the report; with ``stale_before``
+    (a time), unsealed records older than it are a problem: a running node seals
+    within its checkpoint interval, so such records lost their checkpoints (or
+    their node stopped without sealing). Store failures raise
+    NodeError(LOG_UNAVAILABLE); a damaged log is a report, not an error.
     """
     checkpoints = await store.checkpoints()
     verifier = _Verifier(checkpoints, public_keys, revoked_at or {})
@@ -341,7 +369,7 @@ async def verify_log(
             problem = verifier.record(row, after)
             if problem is not None:
                 return verifier.report(problem)
-    return verifier.report(verifier.unsealed_tail())
+    return verifier.report(verifier.unsealed_tail(stale_before))
 
 
 def _checkpoint_order(checkpoints: list[StoredCheckpoint]) -> Problem | None:
@@ -415,11 +443,20 @@ async def _with_next(
         yield held, None
 
 
+def _parsed(canonical: bytes) -> dict[str, Any] | None:
+    try:
+        return parse(canonical)
+    except ValueError:
+        return None
+
+
 def _fields(row: StoredRecord) -> tuple[int | None, str | None]:
     """The record's own ``seq`` and ``prev_hash``; None if it has no valid ones."""
-    try:
-        value = parse(row.canonical)
-    except ValueError:
+    return _fields_of(_parsed(row.canonical))
+
+
+def _fields_of(value: dict[str, Any] | None) -> tuple[int | None, str | None]:
+    if value is None:
         return None, None
     seq, prev_hash = value.get("seq"), value.get("prev_hash")
     if (
@@ -441,22 +478,29 @@ _SEARCH_NAMES = (
 )
 
 
-def _altered_column(row: StoredRecord) -> str | None:
+def _altered_column(row: StoredRecord, value: dict[str, Any] | None) -> str | None:
     """The first search column whose stored value is not the record's, if any.
 
     A record whose bytes match its hash but cannot be read is judged by the
     later steps (its seq and prev_hash), not here.
     """
-    if not row.search:
+    if not row.search or value is None:
         return None
     try:
-        derived = search_columns(parse(row.canonical))
+        derived = search_columns(value)
     except (KeyError, TypeError, ValueError):
         return None
     for name, stored, own in zip(_SEARCH_NAMES, row.search, derived, strict=True):
         if stored != own or type(stored) is not type(own):
             return name
     return None
+
+
+def _time_of(value: dict[str, Any]) -> float | None:
+    ts = value.get("ts")
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        return None
+    return float(ts)
 
 
 def _size_of(stored: StoredCheckpoint) -> int:

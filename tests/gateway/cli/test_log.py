@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import zipfile
 from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gateway.cli import main
-from gateway.msglog import KeySigner, SqliteLogStore, public_jwk
-from gateway.msglog.bodylog import BodyLog
-from tests.gateway.msglog.conftest import DAY, DAY_ZERO, STUDENTS, build_dated_log
+from gateway.msglog import public_jwk
+from tests.gateway.cli.conftest import run_log as _run
+from tests.gateway.msglog.conftest import DAY, DAY_ZERO
 
 NODE_YAML = """\
 node_id: WB/GOV/SED/mediator-1
@@ -32,45 +30,12 @@ log:
 
 
 @pytest.fixture
-def signing_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def officer() -> X25519PrivateKey:
-    return X25519PrivateKey.generate()
-
-
-@pytest.fixture
-def state_dir(
-    tmp_path: Path, signing_key: Ed25519PrivateKey, officer: X25519PrivateKey
-) -> Path:
-    """A state directory: 15 sealed records on days 0 to 2, bodies encrypted."""
-    state = tmp_path / "state"
-    (state / "keyring").mkdir(parents=True)
-    jwks = {"keys": [public_jwk("node-a", signing_key.public_key())]}
-    (state / "keyring" / "jwks.json").write_bytes(orjson.dumps(jwks))
-    store = SqliteLogStore(state / "messagelog.db")
-    bodies = BodyLog({"so-1": officer.public_key()}, {STUDENTS: None}, store)
-    signer = KeySigner("node-a", signing_key)
-    asyncio.run(build_dated_log(store, signer, bodies=bodies))
-    return state
-
-
-@pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     """node.yaml with a 30-day retention and archives of one day."""
     config = tmp_path / "config"
     config.mkdir()
     (config / "node.yaml").write_text(NODE_YAML)
     return config
-
-
-def _run(state_dir: Path, *args: str, config: Path | None = None) -> Result:
-    where = ["--state-dir", str(state_dir)]
-    if config is not None:
-        where = ["--config", str(config), *where]
-    return CliRunner().invoke(main, [*where, "log", *args])
 
 
 def _pem(key: X25519PrivateKey, path: Path) -> Path:
@@ -249,56 +214,3 @@ def test_export_of_an_archived_message_names_its_file(
     assert result.exit_code == 1
     assert "archived: seq 3 in messagelog-2023-11-14-0.zip" in result.output
     assert not out.exists()
-
-
-# -- search: JSON Lines, and the table off a terminal --------------------------------
-
-
-def test_search_json_writes_one_record_per_line_with_all_its_fields(
-    state_dir: Path,
-) -> None:
-    result = _run(state_dir, "search", "--limit", "3", "--json")
-
-    assert result.exit_code == 0, result.output
-    records = [orjson.loads(line) for line in result.output.splitlines()]
-    assert [r["seq"] for r in records] == [14, 13, 12]
-    newest = records[0]
-    assert newest["message_id"] == "msg-14"
-    assert newest["ts"] == DAY_ZERO + 2 * DAY + 14
-    assert newest["client_id"] == "WB/GOV/SED/ifms"
-    assert newest["service_id"] == STUDENTS
-    assert newest["request_body_sha256"] == hashlib.sha256(b"request 14").hexdigest()
-    assert len(newest["prev_hash"]) == 64
-    assert {"decision", "status", "reason", "step", "path", "node_id"} <= set(newest)
-
-
-def test_search_json_carries_no_body_even_where_bodies_are_kept(
-    state_dir: Path,
-) -> None:
-    result = _run(state_dir, "search", "--message-id", "msg-3", "--json")
-
-    assert result.exit_code == 0, result.output
-    [record] = [orjson.loads(line) for line in result.output.splitlines()]
-    assert "bodies" not in record
-    assert b"request 3" not in result.output.encode()
-
-
-def test_search_json_prints_nothing_when_nothing_matches(state_dir: Path) -> None:
-    result = _run(state_dir, "search", "--message-id", "nope", "--json")
-
-    assert result.exit_code == 0, result.output
-    assert result.output == ""
-
-
-def test_search_table_keeps_every_value_whole_off_a_terminal(
-    state_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("COLUMNS", raising=False)
-
-    result = _run(state_dir, "search", "--limit", "5")
-
-    assert result.exit_code == 0, result.output
-    rows = [line for line in result.output.splitlines() if "msg-" in line]
-    assert len(rows) == 5  # one line each, none wrapped
-    assert all(STUDENTS in row and "WB/GOV/SED/ifms" in row for row in rows)
-    assert "…" not in result.output

@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
-import orjson
 import pytest
-from click.testing import CliRunner, Result
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from click.testing import Result
 
-from gateway.cli import main
-from gateway.msglog import KeySigner, SqliteLogStore, public_jwk
-from tests.gateway.msglog.conftest import build_dated_log
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path) -> Path:
-    """A state directory holding 15 sealed records (seq 0-14, msg-0 to msg-14)."""
-    state = tmp_path / "state"
-    (state / "keyring").mkdir(parents=True)
-    key = Ed25519PrivateKey.generate()
-    jwks = {"keys": [public_jwk("node-a", key.public_key())]}
-    (state / "keyring" / "jwks.json").write_bytes(orjson.dumps(jwks))
-    store = SqliteLogStore(state / "messagelog.db")
-    asyncio.run(build_dated_log(store, KeySigner("node-a", key)))
-    return state
-
-
-def _run(state_dir: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--state-dir", str(state_dir), "log", *args])
+from gateway.msglog import MessageLog, SqliteLogStore
+from tests.gateway.cli.conftest import run_log as _run
+from tests.gateway.msglog.conftest import make_record
 
 
 def _tamper(state_dir: Path, *statements: str) -> None:
@@ -90,3 +72,37 @@ def test_export_reports_records_missing_under_the_checkpoint(
     assert _refused_cleanly(result), result.output
     assert "holds 14 of the 15 records" in result.output
     assert not out.exists()
+
+
+def test_verify_fails_on_records_whose_checkpoints_were_removed(
+    state_dir: Path,
+) -> None:
+    """The chain still holds, but nothing proves it: a running node seals within
+    its checkpoint interval, and these records are days old."""
+    _tamper(state_dir, "DELETE FROM checkpoints")
+
+    result = _run(state_dir, "verify")
+
+    assert _refused_cleanly(result), result.output
+    assert "unsealed:    15 records after the last checkpoint" in result.output
+    assert "records not sealed at seq 0" in result.output
+
+
+def test_verify_counts_a_recent_unsealed_tail_and_passes(state_dir: Path) -> None:
+    """Records newer than the checkpoint interval allows are still being sealed."""
+
+    async def append_unsealed() -> None:
+        # No signer: the log cannot seal them, as a node between checkpoints.
+        log = MessageLog(SqliteLogStore(state_dir / "messagelog.db"))
+        await log.start()
+        for i in (15, 16):
+            await log.append({**make_record(i), "ts": time.time()})
+        await log.close()
+
+    asyncio.run(append_unsealed())
+
+    result = _run(state_dir, "verify")
+
+    assert result.exit_code == 0, result.output
+    assert "unsealed:    2 records after the last checkpoint" in result.output
+    assert "intact" in result.output

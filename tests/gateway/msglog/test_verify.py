@@ -18,11 +18,13 @@ from tests.gateway.msglog.conftest import Backend, build_sealed_log, make_record
 pytestmark = pytest.mark.anyio
 
 
-async def _verify(backend: Backend, jwks: dict[str, Any]) -> VerifyReport:
+async def _verify(
+    backend: Backend, jwks: dict[str, Any], *, stale_before: float | None = None
+) -> VerifyReport:
     store = backend.store()
     await store.open()
     try:
-        return await verify_log(store, load_jwks(jwks))
+        return await verify_log(store, load_jwks(jwks), stale_before=stale_before)
     finally:
         await store.close()
 
@@ -65,6 +67,61 @@ async def test_intact_log_verifies(sealed_log: Backend, jwks: dict[str, Any]) ->
         3,
     )
     assert report.consistency_verified == 2
+
+
+async def test_a_sealed_log_has_no_unsealed_records(
+    sealed_log: Backend, jwks: dict[str, Any]
+) -> None:
+    report = await _verify(sealed_log, jwks, stale_before=2e9)
+
+    assert report.ok, report.problem
+    assert (report.unsealed, report.unsealed_since) == (0, None)
+
+
+async def test_records_after_the_last_checkpoint_are_counted(
+    sealed_log: Backend, jwks: dict[str, Any]
+) -> None:
+    """Checkpoints at 8 and 13 left: seq 13 on are intact but not yet sealed."""
+    await sealed_log.tamper(("DELETE FROM checkpoints WHERE tree_size = 20", ()))
+
+    report = await _verify(sealed_log, jwks)
+
+    assert report.ok, report.problem
+    assert report.unsealed == 7
+    assert report.unsealed_since == make_record(13)["ts"]
+
+
+@pytest.mark.parametrize("kept", [0, 2])
+async def test_unsealed_records_older_than_a_node_leaves_them_are_a_problem(
+    sealed_log: Backend, jwks: dict[str, Any], kept: int
+) -> None:
+    """Checkpoints removed (all, or the last): the tail can no longer be proved."""
+    sizes = {0: (8, 13, 20), 2: (20,)}[kept]
+    for size in sizes:
+        await sealed_log.tamper(
+            ("DELETE FROM checkpoints WHERE tree_size = ?", (size,))
+        )
+    first = 0 if kept == 0 else 13
+    stale_before = make_record(first)["ts"] + 1
+
+    problem = (await _verify(sealed_log, jwks, stale_before=stale_before)).problem
+
+    assert problem is not None
+    assert problem.kind == "records not sealed"
+    assert problem.seq == first
+    assert problem.detail.startswith(f"{20 - first} records after the last checkpoint")
+
+
+async def test_a_recent_unsealed_tail_is_not_a_problem(
+    sealed_log: Backend, jwks: dict[str, Any]
+) -> None:
+    """A running node seals its newest records at its next checkpoint."""
+    await sealed_log.tamper(("DELETE FROM checkpoints WHERE tree_size = 20", ()))
+
+    report = await _verify(sealed_log, jwks, stale_before=make_record(13)["ts"])
+
+    assert report.ok, report.problem
+    assert report.unsealed == 7
 
 
 async def test_progress_reports_records_checked(
