@@ -17,7 +17,8 @@ The tree::
     │   ├── ThrottledError             step 5: rate limit, concurrency
     │   ├── PayloadError               step 7 and 10: JSON, schema, mapping
     │   ├── UpstreamError              step 8 and 9: provider down, slow, bad answer
-    │   └── NodeError                  this node cannot serve safely (log, keys, replay)
+    │   ├── NodeError                  this node cannot serve safely (log, keys, replay)
+    │   └── AdminRequestError          an admin request that cannot be done (detail)
     └── ConfigError                    a deployment file is not valid (file and line)
 
 Library exceptions are translated where they are caught, with ``raise ... from``.
@@ -103,6 +104,12 @@ class Reason(enum.StrEnum):
     UPSTREAM_PROTOCOL_VIOLATION = "upstream_protocol_violation"
     UPSTREAM_SIGNATURE_INVALID = "upstream_signature_invalid"
     UPSTREAM_RESPONSE_INVALID = "upstream_response_invalid"
+    # the admin surface's consent API
+    INVALID_FIELD = "invalid_field"
+    UNKNOWN_PURPOSE = "unknown_purpose"
+    UNKNOWN_CONSENT = "unknown_consent"
+    ALREADY_REVOKED = "already_revoked"
+    CONSENT_REFUSED = "consent_refused"
     # this node
     LOG_UNAVAILABLE = "log_unavailable"
     REPLAY_STORE_UNAVAILABLE = "replay_store_unavailable"
@@ -173,6 +180,11 @@ REASONS: Mapping[Reason, ReasonSpec] = {
     R.DUPLICATE_KEY: _client(400, "The JSON body repeats an object key"),
     R.SCHEMA_VIOLATION: _client(422, "The request does not match its schema"),
     R.MAPPING_FAILED: _client(422, "The body could not be mapped"),
+    R.INVALID_FIELD: _client(422, "A field is missing or not valid"),
+    R.UNKNOWN_PURPOSE: _client(404, "The purpose is not known"),
+    R.UNKNOWN_CONSENT: _client(404, "No consent has this id"),
+    R.ALREADY_REVOKED: _client(409, "The consent is already revoked"),
+    R.CONSENT_REFUSED: _client(422, "The consent cannot be granted"),
     R.UPSTREAM_UNAVAILABLE: _provider(502, "The provider could not be reached"),
     R.UPSTREAM_CONNECTION_RESET: _provider(502, "The provider closed the connection"),
     R.UPSTREAM_TIMEOUT: _provider(504, "The provider did not answer in time"),
@@ -278,6 +290,18 @@ class UpstreamError(MediatorError):
 
 class NodeError(MediatorError):
     """This node cannot serve safely: log, keys, replay or limit store unavailable."""
+
+
+class AdminRequestError(MediatorError):
+    """An admin API request that cannot be done as asked.
+
+    ``detail`` goes into the error body: the field at fault, or the rule a consent
+    breaks. It is a fixed text or a field name, never a request value.
+    """
+
+    def __init__(self, reason: Reason, *, detail: str = "") -> None:
+        super().__init__(reason)
+        self.detail = detail
 
 
 class ConfigError(Exception):

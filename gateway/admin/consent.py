@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.admin.config import PREFIX, AdminRoute
-from gateway.errors import MediatorError
+from gateway.errors import AdminRequestError, FramingError, MediatorError, Reason
 from gateway.identifiers import ClientId
 from gateway.jsonbody import parse_json
 from gateway.msglog.store import SearchQuery, StoredRecord
@@ -62,23 +62,25 @@ class SubjectBody(_Body):
 _B = TypeVar("_B", bound=_Body)
 
 
-def _problem(status: int, error: str) -> JSONResponse:
-    return JSONResponse({"error": error}, status_code=status)
+def _invalid(field: str) -> AdminRequestError:
+    return AdminRequestError(Reason.INVALID_FIELD, detail=field)
 
 
-async def _read(request: Request, model: type[_B]) -> _B | JSONResponse:
-    """The body validated into ``model``, or the 4xx answer to give instead."""
+async def _read(request: Request, model: type[_B]) -> _B:
+    """The body validated into ``model``.
+
+    :raises MediatorError: ``body_too_large`` (413), a JSON error from the strict
+        parser (400, 415), or ``invalid_field`` (422) naming the first bad field.
+    """
     raw = await request.body()
     if len(raw) > MAX_BODY:
-        return _problem(413, "body_too_large")
+        raise FramingError(Reason.BODY_TOO_LARGE)
+    document = parse_json(raw, content_type=request.headers.get("content-type"))
     try:
-        document = parse_json(raw, content_type=request.headers.get("content-type"))
         return model.model_validate(document)
-    except MediatorError:
-        return _problem(400, "invalid_json")
     except ValidationError as exc:
         where = ".".join(str(p) for p in exc.errors()[0]["loc"])
-        return _problem(422, f"invalid_field:{where}")
+        raise _invalid(where) from None
 
 
 def record_json(record: ConsentRecord) -> dict[str, Any]:
@@ -99,17 +101,17 @@ def record_json(record: ConsentRecord) -> dict[str, Any]:
 async def grant(request: Request, node: Node) -> Response:
     """Grant a consent for the purpose's current version: 201, or 404/422."""
     body = await _read(request, GrantBody)
-    if isinstance(body, JSONResponse):
-        return body
     purpose = node.deployment.policies.purposes.get(body.purpose)
     if purpose is None:
-        return _problem(404, "unknown_purpose")
+        raise AdminRequestError(Reason.UNKNOWN_PURPOSE, detail="purpose")
     try:
         client = ClientId.parse(body.client)
     except MediatorError:
-        return _problem(422, "invalid_client")
+        raise _invalid("client") from None
     if node.deployment.directory.subsystem(client) is None:
-        return _problem(422, "unknown_client")
+        raise AdminRequestError(
+            Reason.INVALID_FIELD, detail="client: not a registered subsystem"
+        )
     now = time.time()
     valid_from = now if body.valid_from is None else body.valid_from
     valid_until = valid_from + YEAR_S if body.valid_until is None else body.valid_until
@@ -126,35 +128,32 @@ async def grant(request: Request, node: Node) -> Response:
             actor=body.actor,
         )
     except ConsentError as exc:
-        return JSONResponse({"error": "consent_refused", "detail": str(exc)}, 422)
+        # The store's rules are fixed sentences: they name no request value.
+        raise AdminRequestError(Reason.CONSENT_REFUSED, detail=str(exc)) from None
     return JSONResponse(record_json(record), status_code=201)
 
 
 async def revoke(request: Request, node: Node) -> Response:
     """Revoke a consent now; effective on the next exchange. 404/409 if it cannot."""
     body = await _read(request, RevokeBody)
-    if isinstance(body, JSONResponse):
-        return body
     if not body.actor.strip():
         # The store refuses it too, with the error it gives a revoked consent.
-        return _problem(422, "invalid_field:actor")
+        raise _invalid("actor")
     consent_id = request.path_params["consent_id"]
     if await node.consents.get(consent_id) is None:
-        return _problem(404, "unknown_consent")
+        raise AdminRequestError(Reason.UNKNOWN_CONSENT)
     try:
         record = await node.consents.revoke(consent_id, actor=body.actor)
     except ConsentError:
-        return _problem(409, "already_revoked")
+        raise AdminRequestError(Reason.ALREADY_REVOKED) from None
     return JSONResponse(record_json(record))
 
 
 async def list_consents(request: Request, node: Node) -> Response:
     """Every consent of one student (in the body), newest window first."""
     body = await _read(request, SubjectBody)
-    if isinstance(body, JSONResponse):
-        return body
     if not is_student_id(body.subject):
-        return _problem(422, "invalid_subject")
+        raise _invalid("subject")
     records = await node.consents.list_for_subject(body.subject)
     return JSONResponse({"consents": [record_json(r) for r in records[: body.limit]]})
 
@@ -164,7 +163,7 @@ async def history(request: Request, node: Node) -> Response:
     consent_id = request.path_params["consent_id"]
     revisions = await node.consents.history(consent_id)
     if not revisions:
-        return _problem(404, "unknown_consent")
+        raise AdminRequestError(Reason.UNKNOWN_CONSENT)
     verified = await node.consents.verify_history(consent_id)
     return JSONResponse(
         {
@@ -195,10 +194,8 @@ async def exchanges(request: Request, node: Node) -> Response:
     hash and are not listed.
     """
     body = await _read(request, SubjectBody)
-    if isinstance(body, JSONResponse):
-        return body
     if not is_student_id(body.subject):
-        return _problem(422, "invalid_subject")
+        raise _invalid("subject")
     query = SearchQuery(
         subject_hash=node.shared.subjects.hash(body.subject), limit=body.limit
     )

@@ -32,6 +32,7 @@ from gateway.admin.openapi import document
 from gateway.audit import AuditLog
 from gateway.errors import (
     AccessDeniedError,
+    AdminRequestError,
     AuthenticationError,
     ConfigError,
     FramingError,
@@ -114,11 +115,11 @@ async def handle_admin(node: Node, scope: Scope, receive: Receive, send: Send) -
     try:
         response = await _dispatch(node, scope, _capped(receive))
     except MediatorError as exc:
-        response = _error(exc)
+        response = error_response(exc)
     except ConfigError:
         # Only the event: the error names a file path, no request value.
         log.error("admin.audit_unavailable")  # noqa: TRY400
-        response = _error(NodeError(Reason.LOG_UNAVAILABLE, log_reason="audit"))
+        response = error_response(NodeError(Reason.LOG_UNAVAILABLE, log_reason="audit"))
     await response(scope, receive, send)
 
 
@@ -234,8 +235,10 @@ def _static(name: str) -> Response:
     return Response(body, media_type=media_type, headers=_STATIC_HEADERS)
 
 
-def _error(exc: MediatorError) -> Response:
-    body = {"type": exc.type, "message": exc.message, "detail": ""}
+def error_response(exc: MediatorError) -> Response:
+    """The X-Road error answer to ``exc``; an AdminRequestError's detail included."""
+    detail = exc.detail if isinstance(exc, AdminRequestError) else ""
+    body = {"type": exc.type, "message": exc.message, "detail": detail}
     headers = {wire.XROAD_ERROR: exc.type, **exc.headers}
     return Response(
         orjson.dumps(body),

@@ -341,3 +341,20 @@ async def test_the_dashboard_data_counts_traffic_and_denials(harness: Harness) -
     assert data["denials"] == [{"reason": "no_matching_rule", "count": 1}]
     assert data["latency_ms"]["p50"] is not None
     assert data["log"]["records"] == 3  # request and response, and the denial
+
+
+async def test_a_consent_refusal_is_an_x_road_error_naming_the_field(
+    harness: Harness,
+) -> None:
+    """The consent API answers as the rest of the surface: type, message, detail."""
+    key = _key(harness, Role.SECURITY_OFFICER)
+
+    answer = await _post(harness, f"{API}/consents/search", key, {"limit": 5})
+
+    assert answer.status_code == 422
+    assert answer.headers["x-road-error"] == "Client.invalid_field"
+    assert answer.json() == {
+        "type": "Client.invalid_field",
+        "message": "A field is missing or not valid",
+        "detail": "subject",
+    }

@@ -19,6 +19,8 @@ from starlette.routing import Route
 
 from gateway.admin import consent
 from gateway.admin.config import AdminRoute
+from gateway.admin.surface import error_response
+from gateway.errors import AdminRequestError, MediatorError
 from gateway.identifiers import ClientId, ServiceId
 from gateway.msglog.store import SearchQuery, StoredRecord
 from gateway.node import Node
@@ -38,7 +40,10 @@ def mount(harness: Harness, routes: list[AdminRoute]) -> httpx.AsyncClient:
 
     def bind(route: AdminRoute) -> Route:
         async def endpoint(request: Request) -> Response:
-            return await route.handler(request, harness.node)
+            try:
+                return await route.handler(request, harness.node)
+            except MediatorError as exc:
+                return error_response(exc)
 
         return Route(route.path, endpoint, methods=[route.method])
 
@@ -125,29 +130,50 @@ async def test_a_minor_needs_a_guardian(
     body = _grant_body(_girl(harness)["student_id"], granted_by_role="student")
     answer = await api.post("/admin/api/v1/consents", json=body)
     assert answer.status_code == 422
-    assert answer.json()["error"] == "consent_refused"
+    assert answer.headers["x-road-error"] == "Client.consent_refused"
+    assert answer.json() == {
+        "type": "Client.consent_refused",
+        "message": "The consent cannot be granted",
+        "detail": "a minor's consent must be granted by a guardian",
+    }
 
 
 @pytest.mark.parametrize(
-    ("overrides", "status", "error"),
+    ("overrides", "expected"),
     [
-        ({"purpose": "no-such-purpose"}, 404, "unknown_purpose"),
-        ({"client": "WB/GOV/XX/nobody"}, 422, "unknown_client"),
-        ({"purpose": "saboojsathi-roster"}, 422, "consent_refused"),
-        ({"extra": 1}, 422, "invalid_field:extra"),
+        ({"purpose": "no-such-purpose"}, (404, "unknown_purpose", "purpose")),
+        (
+            {"client": "WB/GOV/XX/nobody"},
+            (422, "invalid_field", "client: not a registered subsystem"),
+        ),
+        ({"client": "WB/GOV"}, (422, "invalid_field", "client")),
+        (
+            {"purpose": "saboojsathi-roster"},
+            (
+                422,
+                "consent_refused",
+                "purpose 'saboojsathi-roster' does not rest on consent",
+            ),
+        ),
+        ({"extra": 1}, (422, "invalid_field", "extra")),
     ],
 )
 async def test_bad_grants_are_refused(
     harness: Harness,
     api: httpx.AsyncClient,
     overrides: dict[str, Any],
-    status: int,
-    error: str,
+    expected: tuple[int, str, str],
 ) -> None:
+    """X-Road error bodies, the field or the rule at fault in ``detail``."""
+    status, error, detail = expected
     body = _grant_body(_girl(harness)["student_id"], **overrides)
     answer = await api.post("/admin/api/v1/consents", json=body)
     assert answer.status_code == status
-    assert answer.json()["error"] == error
+    assert answer.headers["x-road-error"] == f"Client.{error}"
+    assert (answer.json()["type"], answer.json()["detail"]) == (
+        f"Client.{error}",
+        detail,
+    )
 
 
 async def test_history_is_signed_and_verifies(
@@ -181,6 +207,8 @@ async def test_revoking_twice_is_409_and_unknown_is_404(
     again = await api.post(path, json={"actor": "guardian"})
     unknown = await api.post("/admin/api/v1/consents/nope/revoke", json={"actor": "x"})
     assert (again.status_code, unknown.status_code) == (409, 404)
+    assert again.headers["x-road-error"] == "Client.already_revoked"
+    assert unknown.headers["x-road-error"] == "Client.unknown_consent"
 
 
 async def test_a_revocation_by_a_blank_actor_is_refused_as_a_field_error(
@@ -197,7 +225,11 @@ async def test_a_revocation_by_a_blank_actor_is_refused_as_a_field_error(
     )
     record = await harness.node.consents.get(consent_id)
 
-    assert (blank.status_code, blank.json()) == (422, {"error": "invalid_field:actor"})
+    assert blank.status_code == 422
+    assert (blank.json()["type"], blank.json()["detail"]) == (
+        "Client.invalid_field",
+        "actor",
+    )
     assert record is not None
     assert record.state == "active"
 
@@ -301,18 +333,23 @@ def _bare_node(tmp_path: Path) -> Node:
 
 
 async def _call(handler: Any, body: bytes, node: Node) -> tuple[int, Any]:
-    response = await handler(admin_request("POST", body=body), node)
+    """The status and the X-Road error type and detail the surface would answer."""
+    try:
+        response = await handler(admin_request("POST", body=body), node)
+    except MediatorError as exc:
+        detail = exc.detail if isinstance(exc, AdminRequestError) else ""
+        return exc.status, (exc.type, detail)
     return response.status_code, orjson.loads(response.body)
 
 
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
-        (b" " * (16 * 1024 + 1), 413, "body_too_large"),
-        (b"subject=WB", 400, "invalid_json"),
-        (b'{"subject": "WB1", "subject": "WB2"}', 400, "invalid_json"),
-        (b'{"subject": "WB1", "limit": 1001}', 422, "invalid_field:limit"),
-        (b'{"limit": 5}', 422, "invalid_field:subject"),
+        (b" " * (16 * 1024 + 1), 413, ("Client.body_too_large", "")),
+        (b"subject=WB", 400, ("Client.invalid_json", "")),
+        (b'{"subject": "WB1", "subject": "WB2"}', 400, ("Client.duplicate_key", "")),
+        (b'{"subject": "WB1", "limit": 1001}', 422, ("Client.invalid_field", "limit")),
+        (b'{"limit": 5}', 422, ("Client.invalid_field", "subject")),
     ],
 )
 async def test_a_body_that_cannot_be_read_is_refused_before_the_store(
@@ -320,12 +357,12 @@ async def test_a_body_that_cannot_be_read_is_refused_before_the_store(
     logged: list[SearchQuery],
     body: bytes,
     status: int,
-    error: str,
+    error: tuple[str, str],
 ) -> None:
     """Over 16 KiB, not strict JSON, or not the endpoint's fields."""
     answer = await _call(consent.exchanges, body, _bare_node(tmp_path))
 
-    assert answer == (status, {"error": error})
+    assert answer == (status, error)
     assert logged == []
 
 
@@ -337,7 +374,7 @@ async def test_an_invalid_student_id_is_refused_before_it_is_hashed(
 
     answer = await _call(consent.exchanges, body, _bare_node(tmp_path))
 
-    assert answer == (422, {"error": "invalid_subject"})
+    assert answer == (422, ("Client.invalid_field", "subject"))
     assert logged == []
 
 
