@@ -41,6 +41,7 @@ import orjson
 import structlog
 
 from gateway.errors import NodeError, Reason
+from gateway.privatefiles import create_private_file
 from gateway.record import Decision, ExchangeRecord
 from gateway.sqlitebatch import WriterThread, insert_rows
 
@@ -377,7 +378,7 @@ class OpMonitor:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)
     conn = sqlite3.connect(path, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")

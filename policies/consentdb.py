@@ -19,6 +19,7 @@ from typing import Any
 
 import rfc8785
 
+from gateway.privatefiles import create_private_file
 from policies.consentrecords import (
     GENESIS,
     ConsentError,
@@ -98,7 +99,7 @@ def grant_many_sync(
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the store at ``path`` in WAL mode, schema created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(path)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")

@@ -52,6 +52,7 @@ from gateway.msglog.store import (
     search_clauses,
     stored_record,
 )
+from gateway.privatefiles import create_private_file
 from gateway.sqlitebatch import WriterThread, insert_rows
 
 T = TypeVar("T")
@@ -329,6 +330,7 @@ class SqliteLogStore(PagedReads):
     def _open_sync(self) -> None:
         if self._db is not None:
             return
+        create_private_file(self.path)
         # Used by the database thread and, for unflushed appends, by the event
         # loop's thread: never both at once (the store's lock).
         db = sqlite3.connect(
