@@ -49,6 +49,7 @@ from gateway.msglog.checkpoint import Checkpoint, PublicKey, public_jwk
 from gateway.msglog.evidence import EvidenceError, streamed_inclusion_paths
 from gateway.msglog.records import parse
 from gateway.msglog.store import CHUNK, ArchiveEntry, LogStore
+from gateway.privatefiles import create_private_file
 
 PeriodKind = Literal["month", "day"]
 
@@ -258,6 +259,7 @@ async def _write(
         "created": created,
     }
     jwks = {"keys": [public_jwk(checkpoint.key_id, keys[checkpoint.key_id])]}
+    create_private_file(path)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open(RECORDS, "w", force_zip64=True) as out:
             await _write_records(store, run, out)

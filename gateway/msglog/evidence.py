@@ -35,6 +35,7 @@ from gateway.msglog.bodyevidence import body_files, body_problems
 from gateway.msglog.checkpoint import Checkpoint, load_jwks, verify_signature
 from gateway.msglog.records import parse, record_hash
 from gateway.msglog.store import LogStore, SearchQuery, StoredRecord
+from gateway.privatefiles import create_private_file
 
 FORMAT = "shiksha-mediator-evidence/1"
 MAX_RECORDS = 1000
@@ -180,6 +181,8 @@ def _write_zip(
     *,
     files: Mapping[str, bytes],
 ) -> None:
+    # The bundle holds the exchange's records, and its bodies when opened.
+    create_private_file(out)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr(
             "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2)

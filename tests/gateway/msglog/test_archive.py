@@ -90,6 +90,8 @@ async def test_each_complete_period_gets_a_file_and_leaves_the_database(
         report = verify_archive(tmp_path / entry.name, load_jwks(jwks))
         assert report.ok, report.problem
         assert report.records == 5
+        # The records moved out of the database stay as private as they were.
+        assert (tmp_path / entry.name).stat().st_mode & 0o077 == 0
 
 
 async def test_the_log_verifies_with_the_pruned_prefix_by_hash(

@@ -56,6 +56,11 @@ async def test_exported_bundle_verifies(bundle: Path) -> None:
     assert (report.message_id, report.records, report.tree_size) == ("m-x", [3, 6], 10)
 
 
+async def test_a_bundle_is_readable_by_its_maker_only(bundle: Path) -> None:
+    """It holds the exchange's records (and its bodies, when opened)."""
+    assert bundle.stat().st_mode & 0o077 == 0
+
+
 async def test_bundle_holds_records_as_stored(bundle: Path, backend: Backend) -> None:
     with zipfile.ZipFile(bundle) as zipped:
         names = set(zipped.namelist())
