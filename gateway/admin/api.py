@@ -27,13 +27,14 @@ from gateway.admin.framework import (
     query_whole,
 )
 from gateway.admin.health import environment
-from gateway.errors import PayloadError, Reason, ResolutionError
+from gateway.errors import FramingError, PayloadError, Reason, ResolutionError
 from gateway.jsonbody import parse_json
 from gateway.metrics import key_facts
 from gateway.monitoring import MAX_PAGE, OpQuery
 from gateway.msglog import officer
 from gateway.msglog.store import LogStore, SearchQuery
 from gateway.msglog.stores import reading_store
+from gateway.relay import require_json
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -68,6 +69,9 @@ async def set_maintenance(request: Request, node: Node) -> Response:
     wanted = body.get("maintenance") if isinstance(body, dict) else None
     if not isinstance(wanted, bool):
         raise PayloadError(Reason.SCHEMA_VIOLATION, pointer="/maintenance")
+    if set(body) != {"maintenance"}:
+        # An unknown field is a mistake to report, not a wish to ignore.
+        raise PayloadError(Reason.SCHEMA_VIOLATION, log_reason="unknown_field")
     node.ops.maintenance.set(wanted, identity_of(request).actor)
     node.ops.metrics.maintenance.set(1 if wanted else 0)
     note_change(
@@ -177,10 +181,14 @@ def _reading(node: Node) -> AbstractAsyncContextManager[LogStore]:
 
 
 async def _json_body(request: Request) -> Any:
+    """The JSON body; 413 over the cap, 415 unless it says it is JSON, then the
+    strict parser's refusals."""
     raw = await request.body()
     if len(raw) > _MAX_BODY:
-        raise PayloadError(Reason.SCHEMA_VIOLATION, log_reason="admin_body_too_large")
-    return parse_json(raw, content_type=request.headers.get("content-type"))
+        raise FramingError(Reason.BODY_TOO_LARGE, log_reason="admin_body_too_large")
+    content_type = request.headers.get("content-type")
+    require_json(content_type)
+    return parse_json(raw, content_type=content_type)
 
 
 def routes() -> list[Route]:

@@ -24,6 +24,7 @@ from gateway.identifiers import ClientId
 from gateway.jsonbody import parse_json
 from gateway.msglog.store import SearchQuery, StoredRecord
 from gateway.msglog.stores import reading_store
+from gateway.relay import require_json
 from policies.consent import ConsentError, ConsentRecord, is_student_id
 
 if TYPE_CHECKING:
@@ -69,13 +70,16 @@ def _invalid(field: str) -> AdminRequestError:
 async def _read(request: Request, model: type[_B]) -> _B:
     """The body validated into ``model``.
 
-    :raises MediatorError: ``body_too_large`` (413), a JSON error from the strict
-        parser (400, 415), or ``invalid_field`` (422) naming the first bad field.
+    :raises MediatorError: ``body_too_large`` (413), ``unsupported_media_type``
+        (415) unless the body says it is JSON, a JSON error from the strict
+        parser (400), or ``invalid_field`` (422) naming the first bad field.
     """
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise FramingError(Reason.BODY_TOO_LARGE)
-    document = parse_json(raw, content_type=request.headers.get("content-type"))
+    content_type = request.headers.get("content-type")
+    require_json(content_type)
+    document = parse_json(raw, content_type=content_type)
     try:
         return model.model_validate(document)
     except ValidationError as exc:

@@ -42,7 +42,7 @@ from gateway.errors import (
     ResolutionError,
     ThrottledError,
 )
-from gateway.framing import check_host, parse_headers
+from gateway.framing import Headers, check_host, parse_headers
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
 from gateway.msglog.store import StoreError
 from gateway.msglog.stores import reading_store
@@ -60,6 +60,12 @@ log = structlog.get_logger("gateway.admin")
 
 MAX_BODY: Final = 64 * 1024
 _METRICS_ROLES: Final = frozenset({Role.OPS, Role.SECURITY_OFFICER})
+_READ_ONLY_PATHS: Final = frozenset(
+    {"/admin/health", "/admin/metrics", "/admin/api/v1/openapi.json"}
+)
+_READS: Final = frozenset({"GET", "HEAD"})
+#: RFC 9110 section 9.3: content on these has no meaning (gateway.framing).
+_BODYLESS: Final = frozenset({"GET", "HEAD", "DELETE"})
 _STATIC: Final = {
     "": ("dashboard.html", "text/html; charset=utf-8"),
     "dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
@@ -126,11 +132,16 @@ async def handle_admin(node: Node, scope: Scope, receive: Receive, send: Send) -
 async def _dispatch(node: Node, scope: Scope, receive: Receive) -> Response:
     path: str = scope["path"]
     method: str = scope["method"]
+    if _read_only(path) and method not in _READS:
+        raise FramingError(Reason.METHOD_NOT_ALLOWED)
     if path == "/admin/health":
         return await _health(node)
     limits = node.deployment.settings.limits
     headers = parse_headers(scope["headers"], limits.max_header_bytes)
     check_host(headers, node.allowed_hosts)
+    if method in _BODYLESS and _has_body(headers):
+        # As on the exchange surface (gateway.framing): refused unread.
+        raise FramingError(Reason.BODY_NOT_ALLOWED)
     if path == "/admin/dashboard":
         return RedirectResponse("/admin/dashboard/", status_code=308)
     if path.startswith("/admin/dashboard/"):
@@ -245,6 +256,18 @@ def error_response(exc: MediatorError) -> Response:
         status_code=exc.status,
         media_type="application/json",
         headers=headers,
+    )
+
+
+def _read_only(path: str) -> bool:
+    """The pages outside the API's routes, which only GET and HEAD may read."""
+    return path in _READ_ONLY_PATHS or path.startswith("/admin/dashboard")
+
+
+def _has_body(headers: Headers) -> bool:
+    length = headers.get("content-length")
+    return headers.get("transfer-encoding") is not None or (
+        length is not None and length.strip() not in ("", "0")
     )
 
 

@@ -358,3 +358,45 @@ async def test_a_consent_refusal_is_an_x_road_error_naming_the_field(
         "message": "A field is missing or not valid",
         "detail": "subject",
     }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/health",
+        "/admin/metrics",
+        f"{API}/openapi.json",
+        "/admin/dashboard/",
+        "/admin/dashboard/dashboard.js",
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+async def test_the_read_only_pages_answer_only_get_and_head(
+    harness: Harness, path: str, method: str
+) -> None:
+    answer = await harness.http.request(method, f"{harness.demo.mediator_url}{path}")
+
+    assert answer.status_code == 405
+    assert answer.headers["x-road-error"] == "Client.method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [{"content-length": "2"}, {"transfer-encoding": "chunked"}],
+    ids=["content-length", "chunked"],
+)
+async def test_a_get_with_a_body_is_refused_as_on_the_exchange_surface(
+    harness: Harness, framing: dict[str, str]
+) -> None:
+    key = _key(harness, Role.OPS)
+    headers = {"authorization": f"ApiKey {key}", **framing}
+
+    answer = await harness.http.request(
+        "GET",
+        f"{harness.demo.mediator_url}{API}/maintenance",
+        headers=headers,
+        content=b"{}",
+    )
+
+    assert answer.status_code == 400
+    assert answer.headers["x-road-error"] == "Client.body_not_allowed"

@@ -14,7 +14,7 @@ import pytest
 from gateway.admin import api
 from gateway.admin.auth import Identity, Role
 from gateway.admin.framework import PREFIX, change_of
-from gateway.errors import PayloadError, ResolutionError
+from gateway.errors import FramingError, PayloadError, ResolutionError
 from gateway.keytypes import KeyState, PublicKeyEntry
 from gateway.monitoring import OpPage, OpQuery
 from gateway.msglog import officer
@@ -188,9 +188,10 @@ async def test_a_maintenance_body_of_4096_bytes_is_read(tmp_path: Path) -> None:
 
 
 async def test_a_maintenance_body_over_4096_bytes_is_refused(tmp_path: Path) -> None:
+    """413, as for any body over its cap: not a schema question."""
     body = b'{"maintenance": true}'.ljust(4097)
 
-    with pytest.raises(PayloadError, match="schema_violation") as caught:
+    with pytest.raises(FramingError, match="body_too_large") as caught:
         await api.set_maintenance(
             admin_request("POST", body=body), _as_node(_node(tmp_path))
         )
@@ -202,18 +203,26 @@ async def test_a_maintenance_body_over_4096_bytes_is_refused(tmp_path: Path) -> 
     ("body", "content_type", "reason"),
     [
         (b"maintenance=true", "application/json", "invalid_json"),
-        (b'{"maintenance": true, "maintenance": false}', None, "duplicate_key"),
+        (
+            b'{"maintenance": true, "maintenance": false}',
+            "application/json",
+            "duplicate_key",
+        ),
         (
             b'{"maintenance": true}',
             "application/json; charset=latin-1",
             "unsupported_media_type",
         ),
+        (b'{"maintenance": true}', "text/plain", "unsupported_media_type"),
+        (b'{"maintenance": true}', None, "unsupported_media_type"),
+        (b'{"maintenance": true, "until": 5}', "application/json", "schema_violation"),
     ],
 )
 async def test_a_maintenance_body_is_strict_json(
     tmp_path: Path, body: bytes, content_type: str | None, reason: str
 ) -> None:
-    """Parsed as every body is: no repeated key, UTF-8 only."""
+    """Parsed as every body is: JSON by its media type, no repeated key, UTF-8
+    only, and no field but ``maintenance``."""
     request = admin_request("POST", body=body, content_type=content_type)
 
     with pytest.raises(PayloadError, match=reason):
