@@ -33,10 +33,15 @@ if TYPE_CHECKING:
 MAX_BODY = 16 * 1024
 ROLE = "security_officer"
 YEAR_S = 365 * 86_400
+#: The longest consent, as ``mediator consent grant --days`` allows.
+MAX_WINDOW_S = 3660 * 86_400
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: "5" is not a number and 1 is not true; no NaN or infinite times.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, allow_inf_nan=False
+    )
 
 
 class GrantBody(_Body):
@@ -119,6 +124,10 @@ async def grant(request: Request, node: Node) -> Response:
     now = time.time()
     valid_from = now if body.valid_from is None else body.valid_from
     valid_until = valid_from + YEAR_S if body.valid_until is None else body.valid_until
+    if valid_until <= now:
+        raise _invalid("valid_until: the window has ended")
+    if valid_until - valid_from > MAX_WINDOW_S:
+        raise _invalid("valid_until: more than ten years after valid_from")
     try:
         record = await node.consents.grant(
             subject=body.subject,

@@ -156,6 +156,18 @@ async def test_a_minor_needs_a_guardian(
             ),
         ),
         ({"extra": 1}, (422, "invalid_field", "extra")),
+        # Strict types: a string is not a time, 1 is not true.
+        ({"valid_from": "9999999999"}, (422, "invalid_field", "valid_from")),
+        ({"valid_until": True}, (422, "invalid_field", "valid_until")),
+        ({"subject_is_minor": 1}, (422, "invalid_field", "subject_is_minor")),
+        (
+            {"valid_from": 1_000_000, "valid_until": 2_000_000},
+            (422, "invalid_field", "valid_until: the window has ended"),
+        ),
+        (
+            {"valid_until": 1e308},
+            (422, "invalid_field", "valid_until: more than ten years after valid_from"),
+        ),
     ],
 )
 async def test_bad_grants_are_refused(
