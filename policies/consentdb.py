@@ -28,6 +28,7 @@ from policies.consentrecords import (
     GrantedBy,
     history_verifies,
     new_record,
+    revoking_actor,
     seal_revision,
 )
 from policies.consentsign import RevisionSigner
@@ -179,9 +180,7 @@ def revoke(
 ) -> ConsentRecord:
     """Revoke one consent at ``at``; raise ConsentError if it is unknown or already
     revoked, or if ``actor`` is blank (it is stored without outer spaces)."""
-    actor = actor.strip()
-    if not actor:
-        raise ConsentError("the actor is required")
+    actor = revoking_actor(actor)
     with _transaction(connection):
         current = get(connection, consent_id)
         if current is None:

@@ -37,6 +37,7 @@ from policies.consentrecords import (
     ConsentRevision,
     history_verifies,
     new_record,
+    revoking_actor,
     seal_revision,
 )
 from policies.consentsign import RevisionSigner
@@ -185,9 +186,7 @@ class PostgresConsentStore(GrantApi):
         self, consent_id: str, *, actor: str, at: float | None = None
     ) -> ConsentRecord:
         """Revoke a consent now; raise ConsentError if unknown or already revoked."""
-        actor = actor.strip()
-        if not actor:
-            raise ConsentError("the actor is required")
+        actor = revoking_actor(actor)
         when = self._clock() if at is None else at
         async with self._transaction() as conn:
             current = await conn.fetchrow(_LOCK, consent_id)

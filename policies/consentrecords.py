@@ -104,6 +104,21 @@ def is_plain_text(value: str) -> bool:
     return not any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
 
 
+#: The longest grantor name or actor a store keeps (the consent API's cap).
+MAX_NAME = 200
+
+
+def revoking_actor(actor: str) -> str:
+    """``actor`` without outer spaces; ConsentError if blank, too long or not
+    plain text (see :func:`is_plain_text`)."""
+    actor = actor.strip()
+    if not actor:
+        raise ConsentError("the actor is required")
+    if len(actor) > MAX_NAME or not is_plain_text(actor):
+        raise ConsentError(f"the actor must be plain text of at most {MAX_NAME}")
+    return actor
+
+
 def new_record(grant: Mapping[str, Any]) -> ConsentRecord:
     purpose: Purpose = grant["purpose"]
     subject, role = str(grant["subject"]), str(grant["granted_by_role"])
@@ -121,6 +136,8 @@ def new_record(grant: Mapping[str, Any]) -> ConsentRecord:
         raise ConsentError("the grantor's name and the actor are required")
     if not (is_plain_text(name) and is_plain_text(actor)):
         raise ConsentError("the grantor's name and the actor must be plain text")
+    if max(len(name), len(actor)) > MAX_NAME:
+        raise ConsentError(f"the grantor's name and the actor are at most {MAX_NAME}")
     if not valid_from < valid_until:
         raise ConsentError("valid_until must be after valid_from")
     return ConsentRecord(

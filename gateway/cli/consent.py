@@ -28,6 +28,7 @@ from policies.consent import (
     ConsentBackend,
     ConsentError,
     ConsentRecord,
+    is_student_id,
     open_consent_store,
 )
 from policies.purposes import Purpose, PurposeSet
@@ -64,8 +65,10 @@ def grant(
     actor: str | None,
 ) -> None:
     """Record a consent; a minor's consent needs --guardian-name."""
+    if guardian_name and student_name:
+        raise click.UsageError("give --guardian-name or --student-name, not both")
     purpose = _purpose(cli, purpose_id)
-    client = _client(client_text)
+    client = _client(cli, client_text)
     role, name = (
         ("guardian", guardian_name) if guardian_name else ("student", student_name)
     )
@@ -107,6 +110,8 @@ def revoke(cli: CliContext, consent_id: str, actor: str | None) -> None:
 @pass_cli
 def list_(cli: CliContext, subject: str) -> None:
     """List the consents of one student."""
+    if not is_student_id(subject):
+        raise click.BadParameter("not a student id", param_hint="--subject")
 
     async def run(store: ConsentBackend) -> list[ConsentRecord]:
         return await store.list_for_subject(subject)
@@ -203,11 +208,23 @@ def _purpose(cli: CliContext, purpose_id: str) -> Purpose:
     return purpose
 
 
-def _client(text: str) -> ClientId:
+def _client(cli: CliContext, text: str) -> ClientId:
+    """A subsystem of the directory, as the consent API requires."""
+    from gateway.directory import Directory  # the other commands need no directory
+
     try:
-        return ClientId.parse(text)
+        client = ClientId.parse(text)
     except MediatorError as exc:
         raise click.BadParameter("not a subsystem id", param_hint="--client") from exc
+    try:
+        directory = Directory.load(cli.config_dir / "directory.yaml")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if directory.subsystem(client) is None:
+        raise click.BadParameter(
+            "not a subsystem of directory.yaml", param_hint="--client"
+        )
+    return client
 
 
 def _actor(actor: str | None) -> str:

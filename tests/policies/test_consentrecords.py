@@ -20,6 +20,7 @@ from policies.consentrecords import (
     history_verifies,
     is_student_id,
     new_record,
+    revoking_actor,
     seal_revision,
 )
 from policies.purposes import LawfulBasis, Purpose, PurposeSet
@@ -102,6 +103,37 @@ def test_a_name_or_actor_that_is_not_plain_text_is_refused(
     """Control characters and lone surrogates would reach the officer's terminal."""
     with pytest.raises(ConsentError, match="plain text"):
         new_record(grant_args(kanyashree, **changes))
+
+
+@pytest.mark.parametrize("field", ["granted_by_name", "actor"])
+def test_a_name_or_actor_over_200_characters_is_refused(
+    kanyashree: Purpose, field: str
+) -> None:
+    """The consent API's cap, kept by the store for the CLI as well."""
+    new_record(grant_args(kanyashree, **{field: "x" * 200}))
+    with pytest.raises(ConsentError, match="at most 200"):
+        new_record(grant_args(kanyashree, **{field: "x" * 201}))
+
+
+@pytest.mark.parametrize(
+    ("actor", "kept"),
+    [(" guardian-call\t", "guardian-call"), ("x" * 200, "x" * 200)],
+)
+def test_a_revoking_actor_is_kept_stripped(actor: str, kept: str) -> None:
+    assert revoking_actor(actor) == kept
+
+
+@pytest.mark.parametrize(
+    ("actor", "message"),
+    [
+        ("  ", "the actor is required"),
+        ("x" * 201, "at most 200"),
+        ("office\x1b[2J", "plain text"),
+    ],
+)
+def test_a_revoking_actor_must_be_short_plain_text(actor: str, message: str) -> None:
+    with pytest.raises(ConsentError, match=message):
+        revoking_actor(actor)
 
 
 def test_a_purpose_that_does_not_rest_on_consent_takes_no_grant(

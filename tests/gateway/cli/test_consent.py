@@ -24,9 +24,7 @@ Invoke = Callable[..., tuple[int, str]]
 @pytest.fixture
 def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     config = tmp_path / "config"
-    config.mkdir()
-    shutil.copy(CONFIG / "purposes.yaml", config / "purposes.yaml")
-    shutil.copy(CONFIG / "node.yaml", config / "node.yaml")
+    shutil.copytree(CONFIG, config)
     state = tmp_path / "state"
     monkeypatch.setenv("MEDIATOR_KEY_PASSPHRASE", "consent-cli-test-passphrase")
     Keyring.init(state / "keyring", Secret("consent-cli-test-passphrase"))
@@ -177,3 +175,40 @@ def test_a_wrong_passphrase_is_one_line_without_the_passphrase(
     assert "cannot be decrypted with this passphrase" in out
     assert "not-the-passphrase" not in out
     assert "Traceback" not in out
+
+
+def test_a_client_outside_the_directory_is_a_usage_error(invoke: Invoke) -> None:
+    """As the consent API refuses it: a consent for nobody who can ask."""
+    code, out = invoke(
+        *GRANT[:4], "WB/GOV/XXX/nobody", *GRANT[5:], "--guardian-name", "M"
+    )
+
+    assert code == 2
+    assert "not a subsystem of directory.yaml" in out
+
+
+def test_a_grant_names_one_grantor(invoke: Invoke) -> None:
+    code, out = invoke(*GRANT, "--guardian-name", "Mita Roy", "--student-name", "Rina")
+
+    assert code == 2
+    assert "not both" in out
+
+
+def test_listing_for_something_that_is_not_a_student_id_is_a_usage_error(
+    invoke: Invoke,
+) -> None:
+    """Not "no consents": nobody could have one."""
+    code, out = invoke("list", "--subject", "nope")
+
+    assert code == 2
+    assert "not a student id" in out
+
+
+@pytest.mark.parametrize("actor", ["\x1b[31mofficer", "x" * 201])
+def test_a_revoking_actor_must_be_short_plain_text(invoke: Invoke, actor: str) -> None:
+    _, out = invoke(*GRANT, "--guardian-name", "Mita Roy")
+
+    code, out = invoke("revoke", granted_id(out), "--actor", actor)
+
+    assert code == 1
+    assert "the actor must be plain text of at most 200" in out
