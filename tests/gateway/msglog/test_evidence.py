@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -58,7 +59,7 @@ async def test_exported_bundle_verifies(bundle: Path) -> None:
 
 async def test_a_bundle_is_readable_by_its_maker_only(bundle: Path) -> None:
     """It holds the exchange's records (and its bodies, when opened)."""
-    assert bundle.stat().st_mode & 0o077 == 0
+    assert (await anyio.Path(bundle).stat()).st_mode & 0o077 == 0
 
 
 async def test_bundle_holds_records_as_stored(bundle: Path, backend: Backend) -> None:
