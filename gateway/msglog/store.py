@@ -253,6 +253,7 @@ CREATE INDEX IF NOT EXISTS records_decision ON records (decision, ts);
 CREATE INDEX IF NOT EXISTS records_subject_hash ON records (subject_hash, ts);
 """
 
+#: The columns of RECORD_COLUMNS, in order (a test holds the two together).
 SELECT_RECORDS = (
     "SELECT seq, hash, leaf_hash, canonical, "
     "ts, message_id, client_id, service_id, decision, subject_hash FROM records"
@@ -320,11 +321,8 @@ class PagedReads:
 
 
 #: The records table's stored columns, in the order of :func:`columns`.
-RECORD_COLUMNS = (
-    "seq",
-    "hash",
-    "leaf_hash",
-    "canonical",
+#: The columns searches read, derived from each record (records.search_columns).
+SEARCH_COLUMNS = (
     "ts",
     "message_id",
     "client_id",
@@ -332,6 +330,7 @@ RECORD_COLUMNS = (
     "decision",
     "subject_hash",
 )
+RECORD_COLUMNS = ("seq", "hash", "leaf_hash", "canonical", *SEARCH_COLUMNS)
 
 
 def columns(r: SealedRecord) -> tuple[Any, ...]:

@@ -41,6 +41,7 @@ from gateway.msglog import merkle
 from gateway.msglog.checkpoint import Checkpoint, PublicKey, verify_signature
 from gateway.msglog.records import parse, record_hash, search_columns
 from gateway.msglog.store import (
+    SEARCH_COLUMNS,
     ArchivedLeaf,
     LogStore,
     StoredCheckpoint,
@@ -468,16 +469,6 @@ def _fields_of(value: dict[str, Any] | None) -> tuple[int | None, str | None]:
     return seq, prev_hash
 
 
-_SEARCH_NAMES = (
-    "ts",
-    "message_id",
-    "client_id",
-    "service_id",
-    "decision",
-    "subject_hash",
-)
-
-
 def _altered_column(row: StoredRecord, value: dict[str, Any] | None) -> str | None:
     """The first search column whose stored value is not the record's, if any.
 
@@ -490,7 +481,7 @@ def _altered_column(row: StoredRecord, value: dict[str, Any] | None) -> str | No
         derived = search_columns(value)
     except (KeyError, TypeError, ValueError):
         return None
-    for name, stored, own in zip(_SEARCH_NAMES, row.search, derived, strict=True):
+    for name, stored, own in zip(SEARCH_COLUMNS, row.search, derived, strict=True):
         if stored != own or type(stored) is not type(own):
             return name
     return None

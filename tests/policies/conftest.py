@@ -10,6 +10,7 @@ import pytest
 from stdnum import verhoeff
 
 from policies import AccessPolicy, PurposeSet
+from policies.purposes import Purpose
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -23,6 +24,14 @@ def student_id(serial: int, year: int = 2019) -> str:
 @pytest.fixture(scope="session")
 def purposes() -> PurposeSet:
     return PurposeSet.load(CONFIG / "purposes.yaml")
+
+
+@pytest.fixture
+def kanyashree(purposes: PurposeSet) -> Purpose:
+    """The purpose the consent tests grant for: it rests on consent."""
+    purpose = purposes.get("kanyashree-eligibility")
+    assert purpose is not None
+    return purpose
 
 
 @pytest.fixture(scope="session")

@@ -32,13 +32,6 @@ class Clock:
 
 
 @pytest.fixture
-def kanyashree(purposes: PurposeSet) -> Purpose:
-    purpose = purposes.get("kanyashree-eligibility")
-    assert purpose is not None
-    return purpose
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[ConsentStore]:
     opened = await ConsentStore.open(tmp_path / "consent.db", clock=Clock())
     yield opened

@@ -14,7 +14,7 @@ import rfc8785
 from gateway.errors import NodeError, Reason
 from policies import consentdb
 from policies.consentrecords import GENESIS, ConsentError, ConsentRecord
-from policies.purposes import Purpose, PurposeSet
+from policies.purposes import Purpose
 from tests.policies.test_consent import DAY, KANYASHREE, NOW, STUDENT, grant_args
 from tests.policies.test_consentsign import Signer
 
@@ -31,13 +31,6 @@ class Unsigning:
 
 def clock() -> float:
     return NOW
-
-
-@pytest.fixture
-def kanyashree(purposes: PurposeSet) -> Purpose:
-    purpose = purposes.get("kanyashree-eligibility")
-    assert purpose is not None
-    return purpose
 
 
 @pytest.fixture

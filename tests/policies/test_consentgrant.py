@@ -11,7 +11,7 @@ from policies.consent import ConsentStore
 from policies.consentgrant import GrantApi
 from policies.consentrecords import ConsentError, ConsentRecord, new_record
 from policies.consentsign import RevisionSigner
-from policies.purposes import Purpose, PurposeSet
+from policies.purposes import Purpose
 from tests.policies.test_consent import KANYASHREE, NOW, STUDENT, grant_args
 from tests.policies.test_consentsign import Signer
 
@@ -28,13 +28,6 @@ class Recording(GrantApi):
     async def _grant(self, grant: dict[str, Any]) -> ConsentRecord:
         self.grants.append(grant)
         return new_record(grant)
-
-
-@pytest.fixture
-def kanyashree(purposes: PurposeSet) -> Purpose:
-    purpose = purposes.get("kanyashree-eligibility")
-    assert purpose is not None
-    return purpose
 
 
 async def test_every_argument_reaches_the_store_in_one_grant(

@@ -13,7 +13,7 @@ import pytest
 from gateway.errors import NodeError
 from policies.consent import ConsentBackend, ConsentError, open_consent_store
 from policies.consentpg import PostgresConsentStore
-from policies.purposes import Purpose, PurposeSet
+from policies.purposes import Purpose
 from tests.policies.test_consent import KANYASHREE, NOW, STUDENT, grant_args
 from tests.policies.test_consentsign import Signer
 
@@ -32,13 +32,6 @@ async def schema(postgres_dsn: str) -> AsyncIterator[str]:
             await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
         finally:
             await conn.close()
-
-
-@pytest.fixture
-def kanyashree(purposes: PurposeSet) -> Purpose:
-    purpose = purposes.get("kanyashree-eligibility")
-    assert purpose is not None
-    return purpose
 
 
 @pytest.fixture

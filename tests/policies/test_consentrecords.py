@@ -31,13 +31,6 @@ from tests.policies.test_consentsign import Signer
 NOW = 1_767_225_600.0
 
 
-@pytest.fixture
-def kanyashree(purposes: PurposeSet) -> Purpose:
-    purpose = purposes.get("kanyashree-eligibility")
-    assert purpose is not None
-    return purpose
-
-
 def chain(
     record: ConsentRecord, signer: Signer | None = None
 ) -> tuple[ConsentRecord, list[ConsentRevision]]:

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from policies.consent import ConsentStore
 from policies.consentsign import signature_valid, statement
-from policies.purposes import Purpose, PurposeSet
+from policies.purposes import Purpose
 from tests.policies.test_consent import grant_args
 
 pytestmark = pytest.mark.anyio
@@ -32,13 +32,6 @@ class Signer:
         except Exception:  # noqa: BLE001 (any failure is "not valid")
             return False
         return kid == self.kid
-
-
-@pytest.fixture
-def kanyashree(purposes: PurposeSet) -> Purpose:
-    purpose = purposes.get("kanyashree-eligibility")
-    assert purpose is not None
-    return purpose
 
 
 async def _granted_and_revoked(

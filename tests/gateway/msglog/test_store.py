@@ -14,6 +14,7 @@ from gateway.msglog.checkpoint import Checkpoint
 from gateway.msglog.records import SealedRecord, seal
 from gateway.msglog.store import (
     RECORD_COLUMNS,
+    SELECT_RECORDS,
     ArchivedLeaf,
     ArchiveEntry,
     LogStore,
@@ -453,3 +454,9 @@ async def test_a_checkpoint_smaller_than_a_stored_one_is_refused(
         await store.save_checkpoint(dataclasses.replace(CHECKPOINT, tree_size=7))
 
     assert [c.checkpoint for c in await store.checkpoints()] == [CHECKPOINT, same]
+
+
+def test_reads_select_every_record_column_in_order() -> None:
+    """stored_record takes the search columns by position."""
+    selected = SELECT_RECORDS.removeprefix("SELECT ").removesuffix(" FROM records")
+    assert tuple(selected.split(", ")) == RECORD_COLUMNS
