@@ -43,6 +43,7 @@ from uvicorn.server import ServerState
 from gateway import wire
 from gateway.app import MediatorApp, reject_frame
 from gateway.errors import FramingError, MediatorError, Reason, ThrottledError
+from gateway.framing import PartialBodyError
 from gateway.httphead import check_head, classify_parser_error, request_line
 from gateway.node import Node
 from gateway.settings import LimitSettings
@@ -246,9 +247,12 @@ class MediatorHttpProtocol(HttpToolsProtocol):
             self._refuse(error)
 
     def _fail_body(self, error: FramingError) -> None:
-        """The app answers: its next ``receive`` raises ``error``."""
+        """The app answers: its next ``receive`` raises ``error``, with the count of
+        body bytes that arrived (the app may not have read them yet)."""
         self._stop_parsing()
-        self._guard.failure = error
+        self._guard.failure = PartialBodyError(
+            error.reason, self._body_bytes, error.log_reason
+        )
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
             self.transport.close()

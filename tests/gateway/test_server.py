@@ -377,10 +377,6 @@ async def test_malformed_chunks_are_refused(served: Served, body: bytes) -> None
     await assert_refused(served, chunked(served, body), 400, "malformed_chunked_body")
 
 
-@pytest.mark.xfail(
-    reason="the count is what the app read, and the parser fails first",
-    raises=AssertionError,
-)
 @pytest.mark.parametrize(
     ("body", "arrived"),
     [
