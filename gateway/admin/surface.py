@@ -272,12 +272,16 @@ def _has_body(headers: Headers) -> bool:
 
 
 def _capped(receive: Receive) -> Receive:
-    """``receive`` that refuses a body longer than :data:`MAX_BODY`."""
+    """``receive`` that refuses a body longer than :data:`MAX_BODY`, and one whose
+    client left before it ended (``client_aborted``, as on the exchange surface:
+    otherwise starlette's ClientDisconnect would escape to the server)."""
     seen = 0
 
     async def wrapped() -> Message:
         nonlocal seen
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise FramingError(Reason.CLIENT_ABORTED)
         seen += len(message.get("body", b""))
         if seen > MAX_BODY:
             raise FramingError(Reason.BODY_TOO_LARGE)

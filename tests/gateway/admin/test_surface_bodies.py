@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 import pytest
-from starlette.requests import ClientDisconnect
 
 from gateway.admin.auth import Role, add_key
 from gateway.admin.surface import handle_admin
@@ -57,9 +56,6 @@ def _scope(harness: Harness, path: str, key: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    reason="starlette's ClientDisconnect escapes the surface", raises=ClientDisconnect
-)
 @pytest.mark.parametrize(
     ("path", "role"),
     [
