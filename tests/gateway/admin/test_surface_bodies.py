@@ -80,10 +80,6 @@ async def test_a_client_that_leaves_mid_body_is_answered_client_aborted(
     assert harness.node.ops.maintenance.on is False
 
 
-@pytest.mark.xfail(
-    reason="the health page answers before the body is looked at",
-    raises=AssertionError,
-)
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize(
     "framing",
