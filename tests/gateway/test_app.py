@@ -1,4 +1,5 @@
-"""The app factory of worker processes: how many share the node, and what they need."""
+"""The app factory of worker processes (how many share the node, and what they
+need), and the page of the node's published keys."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 
 from gateway.app import app_from_env, worker_count
 from gateway.errors import ConfigError
+from tests.gateway.conftest import Harness
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
+JWKS = "/.well-known/jwks.json"
 
 
 @pytest.mark.parametrize(("declared", "count"), [("", 1), ("1", 1), (" 3 ", 3)])
@@ -54,3 +57,49 @@ def test_workers_of_a_node_without_redis_do_not_start(
 
     with pytest.raises(ConfigError, match=r"redis\.url"):
         app_from_env()
+
+
+_REFUSED = pytest.mark.xfail(
+    reason="the keys page answers any method, body or not", raises=AssertionError
+)
+
+
+@_REFUSED
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+async def test_the_published_keys_answer_only_get_and_head(
+    harness: Harness, method: str
+) -> None:
+    answer = await harness.http.request(
+        method, f"{harness.demo.mediator_url}{JWKS}", content=b"{}"
+    )
+
+    assert answer.status_code == 405
+    assert answer.headers["x-road-error"] == "Client.method_not_allowed"
+
+
+@_REFUSED
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "framing",
+    [{"content-length": "2"}, {"transfer-encoding": "chunked"}],
+    ids=["content-length", "chunked"],
+)
+async def test_the_published_keys_refuse_a_get_with_a_body(
+    harness: Harness, framing: dict[str, str]
+) -> None:
+    """As every page that GET reads: a body there has no meaning (RFC 9110 9.3.1)."""
+    answer = await harness.http.request(
+        "GET", f"{harness.demo.mediator_url}{JWKS}", headers=framing, content=b"{}"
+    )
+
+    assert answer.status_code == 400
+    assert answer.headers["x-road-error"] == "Client.body_not_allowed"
+
+
+@pytest.mark.anyio
+async def test_the_published_keys_are_the_node_s(harness: Harness) -> None:
+    answer = await harness.http.get(f"{harness.demo.mediator_url}{JWKS}")
+
+    assert answer.status_code == 200
+    assert answer.json() == harness.node.keyring.jwks()
