@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from gateway import wire
 from gateway.admin import handle_admin
 from gateway.admin.config import watch_reload_signal
+from gateway.admin.surface import error_response, has_body
 from gateway.clientip import client_address
 from gateway.deployment import Deployment, check_workers, load_deployment
 from gateway.errors import (
@@ -222,7 +223,7 @@ class MediatorApp:
             return
         path: str = scope["path"]
         if path == "/.well-known/jwks.json":
-            await _jwks(node)(scope, receive, send)
+            await _keys_page(node, scope)(scope, receive, send)
         elif path == "/admin" or path.startswith("/admin/"):
             await handle_admin(node, scope, receive, send)
         else:
@@ -424,6 +425,25 @@ def _finish(node: Node, outbound: Outbound, record: ExchangeRecord) -> Answer:
     return Answer.of(
         outbound.status, headers, outbound.body, head=record.method == "HEAD"
     )
+
+
+def _keys_page(node: Node, scope: Scope) -> Response:
+    """The node's public keys, or the refusal of a request that cannot read them."""
+    try:
+        _check_page_request(node, scope)
+    except FramingError as exc:
+        return error_response(exc)
+    return _jwks(node)
+
+
+def _check_page_request(node: Node, scope: Scope) -> None:
+    """Raise FramingError unless ``scope`` is a GET or HEAD without a body: 405,
+    or 400 ``body_not_allowed``, as on the admin surface's pages."""
+    if scope["method"] not in ("GET", "HEAD"):
+        raise FramingError(Reason.METHOD_NOT_ALLOWED)
+    limits = node.deployment.settings.limits
+    if has_body(parse_headers(scope["headers"], limits.max_header_bytes)):
+        raise FramingError(Reason.BODY_NOT_ALLOWED)
 
 
 def _jwks(node: Node) -> Response:

@@ -136,7 +136,7 @@ async def _dispatch(node: Node, scope: Scope, receive: Receive) -> Response:
         raise FramingError(Reason.METHOD_NOT_ALLOWED)
     limits = node.deployment.settings.limits
     headers = parse_headers(scope["headers"], limits.max_header_bytes)
-    if method in _BODYLESS and _has_body(headers):
+    if method in _BODYLESS and has_body(headers):
         # As on the exchange surface (gateway.framing): refused unread.
         raise FramingError(Reason.BODY_NOT_ALLOWED)
     if path == "/admin/health":
@@ -265,7 +265,9 @@ def _read_only(path: str) -> bool:
     return path in _READ_ONLY_PATHS or path.startswith("/admin/dashboard")
 
 
-def _has_body(headers: Headers) -> bool:
+def has_body(headers: Headers) -> bool:
+    """Whether the request declares content: a Content-Length above 0, or any
+    Transfer-Encoding."""
     length = headers.get("content-length")
     return headers.get("transfer-encoding") is not None or (
         length is not None and length.strip() not in ("", "0")

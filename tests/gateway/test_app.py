@@ -59,12 +59,6 @@ def test_workers_of_a_node_without_redis_do_not_start(
         app_from_env()
 
 
-_REFUSED = pytest.mark.xfail(
-    reason="the keys page answers any method, body or not", raises=AssertionError
-)
-
-
-@_REFUSED
 @pytest.mark.anyio
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 async def test_the_published_keys_answer_only_get_and_head(
@@ -78,7 +72,6 @@ async def test_the_published_keys_answer_only_get_and_head(
     assert answer.headers["x-road-error"] == "Client.method_not_allowed"
 
 
-@_REFUSED
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "framing",
