@@ -24,8 +24,10 @@ class _Peer:
     def __init__(self, *messages: Message) -> None:
         self._messages: Iterator[Message] = iter(messages)
         self.sent: list[Message] = []
+        self.received = 0
 
     async def receive(self) -> Message:
+        self.received += 1
         return next(self._messages, {"type": "http.disconnect"})
 
     async def send(self, message: Message) -> None:
@@ -37,7 +39,7 @@ class _Peer:
         return start["status"], orjson.loads(body["body"])
 
 
-def _scope(harness: Harness, path: str, key: str) -> dict[str, Any]:
+def _scope(harness: Harness, path: str, key: str, length: int = 40) -> dict[str, Any]:
     host = harness.demo.mediator_url.removeprefix("http://")
     return {
         "type": "http",
@@ -51,7 +53,7 @@ def _scope(harness: Harness, path: str, key: str) -> dict[str, Any]:
             (b"host", host.encode()),
             (b"authorization", f"ApiKey {key}".encode()),
             (b"content-type", b"application/json"),
-            (b"content-length", b"40"),
+            (b"content-length", str(length).encode()),
         ],
     }
 
@@ -78,6 +80,25 @@ async def test_a_client_that_leaves_mid_body_is_answered_client_aborted(
     status, body = peer.answer()
     assert (status, body["type"]) == (400, "Client.client_aborted")
     assert harness.node.ops.maintenance.on is False
+
+
+@pytest.mark.xfail(
+    reason="the surface waits for a body it will refuse", raises=AssertionError
+)
+async def test_a_declared_length_over_the_cap_is_refused_before_reading(
+    harness: Harness,
+) -> None:
+    """413 at once, as on the exchange surface: not a wait for 10 MB (or for the
+    body deadline) only to refuse it after the first 64 KB."""
+    _, key = add_key(harness.node.deployment.path("admin_keys.json"), Role.OPS)
+    scope = _scope(harness, f"{API}/maintenance", key, length=10 * 1024 * 1024)
+    peer = _Peer({"type": "http.request", "body": b"{", "more_body": True})
+
+    await handle_admin(harness.node, scope, peer.receive, peer.send)
+
+    status, body = peer.answer()
+    assert (status, body["type"]) == (413, "Client.body_too_large")
+    assert peer.received == 0
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
