@@ -42,7 +42,7 @@ from gateway.errors import (
     ResolutionError,
     ThrottledError,
 )
-from gateway.framing import Headers, check_host, parse_headers
+from gateway.framing import Headers, check_host, declared_length, parse_headers
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
 from gateway.msglog.store import StoreError
 from gateway.msglog.stores import reading_store
@@ -139,6 +139,10 @@ async def _dispatch(node: Node, scope: Scope, receive: Receive) -> Response:
     if method in _BODYLESS and has_body(headers):
         # As on the exchange surface (gateway.framing): refused unread.
         raise FramingError(Reason.BODY_NOT_ALLOWED)
+    length = declared_length(headers)
+    if length is not None and length > MAX_BODY:
+        # Refused before a byte is read, as on the exchange surface (C19).
+        raise FramingError(Reason.BODY_TOO_LARGE, log_reason="declared_too_large")
     if path == "/admin/health":
         # For load balancers, which may name the node by any Host.
         return await _health(node)

@@ -82,9 +82,6 @@ async def test_a_client_that_leaves_mid_body_is_answered_client_aborted(
     assert harness.node.ops.maintenance.on is False
 
 
-@pytest.mark.xfail(
-    reason="the surface waits for a body it will refuse", raises=AssertionError
-)
 async def test_a_declared_length_over_the_cap_is_refused_before_reading(
     harness: Harness,
 ) -> None:
