@@ -1,18 +1,26 @@
-"""The node's stores of personal data are created for its user alone."""
+"""The node's stores of personal data, and the state folder that holds them, are
+created for its user alone."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.admin.auth import Role, add_key
+from gateway.audit import AuditLog
+from gateway.keyring import Keyring
 from gateway.monitoring import OpMonitor
 from gateway.msglog import SqliteLogStore
 from gateway.privatefiles import create_private_file
+from gateway.secrets import Secret
+from gateway.subjects import SubjectHasher
 from policies import consentdb
+
+UNSET = "MEDIATOR_TEST_SUBJECT_KEY_UNSET"
 
 
 def mode(path: Path) -> int:
@@ -83,3 +91,41 @@ async def test_the_monitoring_store_is_private(tmp_path: Path) -> None:
         await monitor.close()
 
     assert modes == {0o600}
+
+
+def _keyring(state: Path) -> None:
+    Keyring.init(state / "keyring", Secret("a passphrase"))
+
+
+def _subject_key(state: Path) -> None:
+    SubjectHasher.from_state(state, UNSET)
+
+
+def _audit_entry(state: Path) -> None:
+    AuditLog.in_state_dir(state).append("ops-1", "test.entry", "node")
+
+
+def _admin_key(state: Path) -> None:
+    add_key(state / "admin_keys.json", Role.OPS)
+
+
+@pytest.mark.xfail(
+    reason="the state folder and its parents get the umask's mode",
+    raises=AssertionError,
+)
+@pytest.mark.parametrize(
+    "make",
+    [_keyring, _subject_key, _audit_entry, _admin_key],
+    ids=["keyring", "subject-key", "audit-log", "admin-key"],
+)
+def test_a_state_folder_made_by_its_first_writer_is_0700(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[[Path], None]
+) -> None:
+    """Whichever writes first makes the folder (``mediator keys init`` in the
+    README), and every missing folder above it, for the node's user alone."""
+    monkeypatch.delenv(UNSET, raising=False)
+    state = tmp_path / "var" / "node"
+
+    make(state)
+
+    assert (oct(mode(state)), oct(mode(state.parent))) == ("0o700", "0o700")
