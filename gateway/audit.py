@@ -29,6 +29,7 @@ from typing import Any
 import rfc8785
 
 from gateway.errors import ConfigError
+from gateway.privatefiles import create_private_folder
 
 FILE_NAME = "audit.jsonl"
 GENESIS = "0" * 64
@@ -79,7 +80,7 @@ class AuditLog:
         :raises ConfigError: the file cannot be written, or its last line is not a
             valid entry (the chain would continue from a broken end).
         """
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private_folder(self.path.parent)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:

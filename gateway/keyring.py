@@ -65,6 +65,7 @@ from gateway.keytypes import (
     to_record,
     verify_raw,
 )
+from gateway.privatefiles import create_private_folder
 from gateway.secrets import Secret
 
 __all__ = [
@@ -142,7 +143,7 @@ class Keyring(KeyringReader):
         if not passphrase:
             raise ConfigError(str(path), "the keyring passphrase is empty")
 
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private_folder(path)
         algorithm = algorithm or (ED25519 if hsm is None else ECDSA_P256)
         keyring = cls(path, passphrase, {}, {}, hsm=hsm)
         at = whole_seconds(now)

@@ -13,15 +13,23 @@ import os
 from pathlib import Path
 
 
+def create_private_folder(folder: Path) -> None:
+    """Create ``folder`` and its missing parents with mode 0700.
+
+    Does nothing to a folder that exists. Raises OSError if one cannot be made.
+    """
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for each in reversed(missing):
+        # One at a time: mkdir(parents=True) gives the parents the umask's mode.
+        each.mkdir(mode=0o700, exist_ok=True)
+
+
 def create_private_file(path: Path) -> None:
     """Create ``path`` empty with mode 0600, and its missing folders with 0700.
 
     Does nothing to a file that exists. Raises OSError if it cannot be made.
     """
-    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    for folder in reversed(missing):
-        # One at a time: mkdir(parents=True) gives the parents the umask's mode.
-        folder.mkdir(mode=0o700, exist_ok=True)
+    create_private_folder(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

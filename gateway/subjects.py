@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, hmac
 
 from gateway.errors import ConfigError
+from gateway.privatefiles import create_private_folder
 
 _KEY_FILE = "subject-hash.key"
 
@@ -51,7 +52,7 @@ class SubjectHasher:
                 raise ConfigError(env_name, "must be hex") from exc
         path = state_dir / _KEY_FILE
         if not path.exists():
-            state_dir.mkdir(parents=True, exist_ok=True)
+            create_private_folder(state_dir)
             _create_key(path)
         if path.stat().st_mode & 0o077:
             raise ConfigError(str(path), "must not be readable by group or others")

@@ -38,6 +38,7 @@ from gateway.auth import ClientAuthenticator
 from gateway.directory import RegisteredKey, load_jwks, parse_jwks
 from gateway.errors import AuthenticationError, ConfigError, Reason
 from gateway.framing import Headers
+from gateway.privatefiles import create_private_folder
 from gateway.yamlconf import Strict, load_model
 
 API_KEY_PREFIX: Final = "mak_"
@@ -181,7 +182,7 @@ def add_key(
         before_store(stored)
     keys.append(stored)
     document = {"keys": [_key_json(k) for k in keys]}
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    create_private_folder(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

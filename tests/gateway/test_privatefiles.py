@@ -109,10 +109,6 @@ def _admin_key(state: Path) -> None:
     add_key(state / "admin_keys.json", Role.OPS)
 
 
-@pytest.mark.xfail(
-    reason="the state folder and its parents get the umask's mode",
-    raises=AssertionError,
-)
 @pytest.mark.parametrize(
     "make",
     [_keyring, _subject_key, _audit_entry, _admin_key],
