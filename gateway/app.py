@@ -57,6 +57,7 @@ from gateway.framing import (
     check_method,
     client_request_id,
     declared_length,
+    method_not_allowed,
     parse_headers,
     read_body,
 )
@@ -440,7 +441,7 @@ def _check_page_request(node: Node, scope: Scope) -> None:
     """Raise FramingError unless ``scope`` is a GET or HEAD without a body: 405,
     or 400 ``body_not_allowed``, as on the admin surface's pages."""
     if scope["method"] not in ("GET", "HEAD"):
-        raise FramingError(Reason.METHOD_NOT_ALLOWED)
+        raise method_not_allowed(("GET", "HEAD"))
     limits = node.deployment.settings.limits
     if has_body(parse_headers(scope["headers"], limits.max_header_bytes)):
         raise FramingError(Reason.BODY_NOT_ALLOWED)

@@ -18,7 +18,8 @@ from gateway.signing import check_content_digest
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+METHODS = frozenset(_METHOD_ORDER)
 _BODYLESS = frozenset({"GET", "HEAD", "DELETE"})
 # RFC 9110 section 5.5: field values are visible ASCII, obs-text, space and tab.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -97,7 +98,19 @@ def check_forwarded_ascii(headers: Headers, forwarded: frozenset[str]) -> None:
 
 def check_method(method: str) -> None:
     if method not in METHODS:
-        raise FramingError(Reason.METHOD_NOT_ALLOWED)
+        raise method_not_allowed(_METHOD_ORDER)
+
+
+def method_not_allowed(
+    allowed: Iterable[str], log_reason: str | None = None
+) -> FramingError:
+    """405 ``method_not_allowed`` with the ``Allow`` header that RFC 9110 section
+    15.5.6 requires: the methods the target does serve."""
+    return FramingError(
+        Reason.METHOD_NOT_ALLOWED,
+        log_reason=log_reason,
+        headers={"allow": ", ".join(allowed)},
+    )
 
 
 def check_host(headers: Headers, allowed: frozenset[str]) -> str:

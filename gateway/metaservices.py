@@ -34,12 +34,12 @@ from gateway import wire
 from gateway.auth import ClientAuthenticator
 from gateway.errors import (
     ConfigError,
-    FramingError,
     MediatorError,
     Reason,
     ResolutionError,
 )
 from gateway.exchange import Inbound, Outbound, authenticate
+from gateway.framing import method_not_allowed
 from gateway.identifiers import ClientId, ServiceId
 from gateway.record import Decision, ExchangeRecord
 from gateway.settings import DirectoryFile
@@ -177,7 +177,7 @@ class MetaServices:
 
         record.enter("resolve")
         if request.method not in ("GET", "HEAD"):
-            raise FramingError(Reason.METHOD_NOT_ALLOWED, log_reason="metaservice")
+            raise method_not_allowed(("GET", "HEAD"), log_reason="metaservice")
         code = metaservice_of(request.raw_path)
         query = _query(request.query)
         xml = _wants_xml(request.headers.get("accept"))

@@ -85,6 +85,14 @@ def find(routes: Iterable[Route], method: str, path: str) -> tuple[Route | None,
     return None, path_known
 
 
+def allowed_methods(routes: Iterable[Route], path: str) -> list[str]:
+    """The methods some route serves at ``path`` (HEAD wherever GET is)."""
+    methods = {route.method for route in routes if route.match(path) is not None}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def identity_of(request: Request) -> Identity:
     """The authenticated caller of an admin request (set by the surface)."""
     identity: Identity = request.scope[_IDENTITY]

@@ -27,7 +27,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gateway import wire
 from gateway.admin.auth import Identity, Role
-from gateway.admin.framework import Route, change_of, find, set_identity
+from gateway.admin.framework import (
+    Route,
+    allowed_methods,
+    change_of,
+    find,
+    set_identity,
+)
 from gateway.admin.openapi import document
 from gateway.audit import AuditLog
 from gateway.errors import (
@@ -42,7 +48,13 @@ from gateway.errors import (
     ResolutionError,
     ThrottledError,
 )
-from gateway.framing import Headers, check_host, declared_length, parse_headers
+from gateway.framing import (
+    Headers,
+    check_host,
+    declared_length,
+    method_not_allowed,
+    parse_headers,
+)
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
 from gateway.msglog.store import StoreError
 from gateway.msglog.stores import reading_store
@@ -133,7 +145,7 @@ async def _dispatch(node: Node, scope: Scope, receive: Receive) -> Response:
     path: str = scope["path"]
     method: str = scope["method"]
     if _read_only(path) and method not in _READS:
-        raise FramingError(Reason.METHOD_NOT_ALLOWED)
+        raise method_not_allowed(("GET", "HEAD"))
     limits = node.deployment.settings.limits
     headers = parse_headers(scope["headers"], limits.max_header_bytes)
     if method in _BODYLESS and has_body(headers):
@@ -161,7 +173,7 @@ async def _dispatch(node: Node, scope: Scope, receive: Receive) -> Response:
     route, known = find(node.ops.admin_routes, method, path)
     if route is None:
         if known:
-            raise FramingError(Reason.METHOD_NOT_ALLOWED)
+            raise method_not_allowed(allowed_methods(node.ops.admin_routes, path))
         raise ResolutionError(Reason.UNKNOWN_SERVICE, log_reason="unknown_admin_path")
     _require(identity, route.roles)
     set_identity(scope, identity)
@@ -256,6 +268,10 @@ def error_response(exc: MediatorError) -> Response:
     detail = exc.detail if isinstance(exc, AdminRequestError) else ""
     body = {"type": exc.type, "message": exc.message, "detail": detail}
     headers = {wire.XROAD_ERROR: exc.type, **exc.headers}
+    if isinstance(exc, FramingError):
+        # As on the exchange surface: whatever follows a refused frame (a body
+        # left unread, a pipelined request) is never parsed.
+        headers["connection"] = "close"
     return Response(
         orjson.dumps(body),
         status_code=exc.status,

@@ -70,6 +70,7 @@ async def test_the_published_keys_answer_only_get_and_head(
 
     assert answer.status_code == 405
     assert answer.headers["x-road-error"] == "Client.method_not_allowed"
+    assert answer.headers["allow"] == "GET, HEAD"
 
 
 @pytest.mark.anyio

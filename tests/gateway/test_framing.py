@@ -133,6 +133,8 @@ def test_other_methods_are_refused(method: str) -> None:
     with pytest.raises(FramingError) as caught:
         check_method(method)
     assert caught.value.reason is Reason.METHOD_NOT_ALLOWED
+    # RFC 9110 section 15.5.6: a 405 names what the target does serve.
+    assert caught.value.headers == {"allow": "GET, HEAD, POST, PUT, PATCH, DELETE"}
 
 
 @pytest.mark.parametrize(

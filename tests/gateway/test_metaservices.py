@@ -181,3 +181,21 @@ async def test_each_metaservice_call_is_logged_once(harness: Harness) -> None:
         ("served", "WB/GOV/SED/mediator-1/listClients"),
     ]
     assert all(r["client_id"] == str(KANYASHREE) for r in records)
+
+
+async def test_a_metaservice_answers_only_get_and_head(harness: Harness) -> None:
+    client = harness.client(KANYASHREE)
+
+    answer = await harness.http.post(
+        f"{harness.demo.mediator_url}/listClients",
+        headers={
+            "authorization": f"Bearer {client.assertion()}",
+            "x-road-client": str(KANYASHREE),
+            "content-type": "application/json",
+        },
+        content=b"{}",
+    )
+
+    assert answer.status_code == 405
+    assert answer.headers["x-road-error"] == "Client.method_not_allowed"
+    assert answer.headers["allow"] == "GET, HEAD"

@@ -378,6 +378,7 @@ async def test_the_read_only_pages_answer_only_get_and_head(
 
     assert answer.status_code == 405
     assert answer.headers["x-road-error"] == "Client.method_not_allowed"
+    assert answer.headers["allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize(
@@ -400,3 +401,33 @@ async def test_a_get_with_a_body_is_refused_as_on_the_exchange_surface(
 
     assert answer.status_code == 400
     assert answer.headers["x-road-error"] == "Client.body_not_allowed"
+
+
+async def test_a_405_on_an_api_path_names_the_methods_it_serves(
+    harness: Harness,
+) -> None:
+    key = _key(harness, Role.OPS)
+
+    answer = await harness.http.request(
+        "DELETE",
+        f"{harness.demo.mediator_url}{API}/maintenance",
+        headers={"authorization": f"ApiKey {key}"},
+    )
+
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD, POST"
+
+
+async def test_a_refused_frame_closes_the_admin_connection(harness: Harness) -> None:
+    """As on the exchange surface: nothing behind a refused frame is parsed."""
+    key = _key(harness, Role.OPS)
+
+    answer = await harness.http.request(
+        "GET",
+        f"{harness.demo.mediator_url}{API}/maintenance",
+        headers={"authorization": f"ApiKey {key}", "content-length": "2"},
+        content=b"{}",
+    )
+
+    assert answer.status_code == 400
+    assert answer.headers["connection"] == "close"
