@@ -22,6 +22,7 @@ from gateway.admin.framework import (
     PREFIX,
     Route,
     identity_of,
+    json_media_type,
     note_change,
     query_number,
     query_whole,
@@ -34,7 +35,6 @@ from gateway.monitoring import MAX_PAGE, OpQuery
 from gateway.msglog import officer
 from gateway.msglog.store import LogStore, SearchQuery
 from gateway.msglog.stores import reading_store
-from gateway.relay import require_json
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -181,14 +181,12 @@ def _reading(node: Node) -> AbstractAsyncContextManager[LogStore]:
 
 
 async def _json_body(request: Request) -> Any:
-    """The JSON body; 413 over the cap, 415 unless it says it is JSON, then the
-    strict parser's refusals."""
+    """The JSON body; 413 over the cap, 400 for two media types, 415 unless it
+    says it is JSON, then the strict parser's refusals."""
     raw = await request.body()
     if len(raw) > _MAX_BODY:
         raise FramingError(Reason.BODY_TOO_LARGE, log_reason="admin_body_too_large")
-    content_type = request.headers.get("content-type")
-    require_json(content_type)
-    return parse_json(raw, content_type=content_type)
+    return parse_json(raw, content_type=json_media_type(request))
 
 
 def routes() -> list[Route]:

@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.admin.config import PREFIX, AdminRoute
+from gateway.admin.framework import json_media_type
 from gateway.errors import AdminRequestError, FramingError, MediatorError, Reason
 from gateway.identifiers import ClientId
 from gateway.jsonbody import parse_json
 from gateway.msglog.store import SearchQuery, StoredRecord
 from gateway.msglog.stores import reading_store
-from gateway.relay import require_json
 from policies.consent import ConsentError, ConsentRecord, is_student_id
 
 if TYPE_CHECKING:
@@ -82,9 +82,7 @@ async def _read(request: Request, model: type[_B]) -> _B:
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise FramingError(Reason.BODY_TOO_LARGE)
-    content_type = request.headers.get("content-type")
-    require_json(content_type)
-    document = parse_json(raw, content_type=content_type)
+    document = parse_json(raw, content_type=json_media_type(request))
     try:
         return model.model_validate(document)
     except ValidationError as exc:

@@ -22,7 +22,8 @@ from starlette.responses import Response
 
 from gateway.admin.auth import Identity, Role
 from gateway.admin.config import AdminRoute
-from gateway.errors import Reason, ResolutionError
+from gateway.errors import FramingError, Reason, ResolutionError
+from gateway.relay import require_json
 
 if TYPE_CHECKING:
     from gateway.node import Node
@@ -91,6 +92,21 @@ def allowed_methods(routes: Iterable[Route], path: str) -> list[str]:
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)
+
+
+def json_media_type(request: Request) -> str | None:
+    """The request's one Content-Type, which must say JSON.
+
+    :raises FramingError: ``invalid_header`` for more than one (the exchange
+        surface refuses them too: which one a reader takes is a guess).
+    :raises PayloadError: ``unsupported_media_type`` unless it is JSON.
+    """
+    given = request.headers.getlist("content-type")
+    if len(given) > 1:
+        raise FramingError(Reason.INVALID_HEADER, log_reason="duplicate_content_type")
+    content_type = given[0] if given else None
+    require_json(content_type)
+    return content_type
 
 
 def identity_of(request: Request) -> Identity:

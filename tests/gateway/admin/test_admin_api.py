@@ -431,3 +431,24 @@ async def test_a_refused_frame_closes_the_admin_connection(harness: Harness) -> 
 
     assert answer.status_code == 400
     assert answer.headers["connection"] == "close"
+
+
+@pytest.mark.parametrize("path", [f"{API}/maintenance", f"{API}/consents/search"])
+async def test_two_media_types_for_one_admin_body_are_refused(
+    harness: Harness, path: str
+) -> None:
+    """Which of two a reader takes would be a guess, as on the exchange surface."""
+    key = _key(harness, Role.OPS if "maintenance" in path else Role.SECURITY_OFFICER)
+
+    answer = await harness.http.post(
+        f"{harness.demo.mediator_url}{path}",
+        headers=[
+            ("authorization", f"ApiKey {key}"),
+            ("content-type", "application/json"),
+            ("content-type", "text/plain"),
+        ],
+        content=b'{"maintenance": true}',
+    )
+
+    assert answer.status_code == 400
+    assert answer.headers["x-road-error"] == "Client.invalid_header"
