@@ -113,7 +113,8 @@ def verify(cli: CliContext, jwks_file: Path | None) -> None:
 
         report = _with_store(cli, run)
 
-    console.print(f"records:     {report.records}")
+    checked = "" if report.ok else " checked before the problem below"
+    console.print(f"records:     {report.records}{checked}")
     if report.archived:
         console.print(f"archived:    {report.archived} records, verified by hash only")
     console.print(f"checkpoints: {report.checkpoints}")

@@ -42,6 +42,8 @@ def test_verify_damaged_log_exits_one_with_the_problem(state_dir: Path) -> None:
     result = _run(state_dir, "verify")
     assert result.exit_code == 1
     assert "missing record (gap at seq 4)" in result.output
+    # The count is of what was checked, not of the log: it says so.
+    assert "records:     4 checked before the problem below" in result.output
 
 
 def test_verify_with_other_keys_reports_unknown_key(
