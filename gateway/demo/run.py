@@ -408,8 +408,11 @@ def _print_table(outcomes: list[traffic.Outcome]) -> None:
     table = Table(title="Departmental traffic through the mediator")
     for column in ("client", "case", "status", "decision", "count", "p50 ms", "p99 ms"):
         numeric = column in ("count", "p50 ms", "p99 ms")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
-    table.add_column("as expected", justify="right")
+        # The case names wrap on a narrow terminal; every other cell stays whole.
+        table.add_column(
+            column, justify="right" if numeric else "left", no_wrap=column != "case"
+        )
+    table.add_column("as expected", justify="right", no_wrap=True)
     for (client, case, status, reason), rows in sorted(groups.items()):
         times = sorted(r.elapsed_ms for r in rows)
         good = sum(r.as_expected for r in rows)

@@ -242,6 +242,18 @@ def test_a_run_with_every_answer_expected_and_signed_passes(
     assert cells[8] == "100/100"
 
 
+def test_a_long_case_name_wraps_and_never_cuts_a_verdict(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The table is 110 columns wide: the verdict column must stay whole."""
+    long_case = "encoded dot-segments to /export, the long way round"
+    run._print_table([outcome(long_case) for _ in range(414)])
+
+    printed = capsys.readouterr().out
+    assert "414/414" in printed
+    assert "…" not in printed
+
+
 def test_an_answer_not_as_expected_fails_the_run() -> None:
     outcomes = [outcome(), outcome("boy", as_expected=False), outcome("boy")]
 
