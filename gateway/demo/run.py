@@ -16,7 +16,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,17 +93,17 @@ def _setup(work: Path, *, students: int, schools: int) -> DemoDeployment:
 def _processes(demo: DemoDeployment) -> Iterator[Any]:
     logs = demo.root / "logs"
     logs.mkdir(exist_ok=True)
-    registry = spawn_registry(demo)
-    try:
+    # Stopped in reverse order, the registry even when the mediator's start or
+    # stop fails.
+    with ExitStack() as running:
+        registry = spawn_registry(demo)
+        running.callback(stop, registry, "registry")
         mediator = spawn_mediator(demo)
-    except BaseException:
-        stop(registry, "registry")
-        raise
+        running.callback(stop, mediator, "mediator")
 
-    def stop_mediator() -> None:
-        stop(mediator, "mediator")
+        def stop_mediator() -> None:
+            stop(mediator, "mediator")
 
-    try:
         wait_ready(f"{demo.registry_url}/api/openapi.json", registry, "registry")
         wait_ready(f"{demo.mediator_url}/admin/health", mediator, "mediator")
         console.print(
@@ -111,12 +111,6 @@ def _processes(demo: DemoDeployment) -> Iterator[Any]:
             f"(logs in {logs})"
         )
         yield stop_mediator
-    finally:
-        # The registry is stopped even when stopping the mediator fails.
-        try:
-            stop(mediator, "mediator")
-        finally:
-            stop(registry, "registry")
 
 
 def spawn_registry(demo: DemoDeployment) -> subprocess.Popen[bytes]:
