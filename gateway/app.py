@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from gateway import wire
 from gateway.admin import handle_admin
 from gateway.admin.config import watch_reload_signal
-from gateway.admin.surface import error_response, has_body
+from gateway.admin.surface import error_response
 from gateway.clientip import client_address
 from gateway.deployment import Deployment, check_workers, load_deployment
 from gateway.errors import (
@@ -56,6 +56,7 @@ from gateway.framing import (
     check_host,
     check_method,
     client_request_id,
+    declared_body,
     declared_length,
     method_not_allowed,
     parse_headers,
@@ -443,8 +444,9 @@ def _check_page_request(node: Node, scope: Scope) -> None:
     if scope["method"] not in ("GET", "HEAD"):
         raise method_not_allowed(("GET", "HEAD"))
     limits = node.deployment.settings.limits
-    if has_body(parse_headers(scope["headers"], limits.max_header_bytes)):
-        raise FramingError(Reason.BODY_NOT_ALLOWED)
+    declared_body(
+        scope["method"], parse_headers(scope["headers"], limits.max_header_bytes)
+    )
 
 
 def _jwks(node: Node) -> Response:

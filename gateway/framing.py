@@ -20,7 +20,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 METHODS = frozenset(_METHOD_ORDER)
-_BODYLESS = frozenset({"GET", "HEAD", "DELETE"})
+#: RFC 9110 sections 9.3.1, 9.3.2 and 9.3.5: content on these has no defined meaning.
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 # RFC 9110 section 5.5: field values are visible ASCII, obs-text, space and tab.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}", re.ASCII)
@@ -161,6 +162,24 @@ def check_client_digest(headers: Headers, body: bytes) -> bool:
     return True
 
 
+def declared_body(method: str, headers: Headers) -> int | None:
+    """The declared Content-Length, as :func:`declared_length` reads it.
+
+    Raises FramingError as that does, and ``body_not_allowed`` for a GET, HEAD or
+    DELETE that declares content (a length above 0, or any Transfer-Encoding):
+    servers disagree on whether to read such a body, which is what request
+    smuggling exploits, so it is refused, never read or forwarded.
+    """
+    bodyless = method in BODYLESS_METHODS
+    if bodyless and headers.get("transfer-encoding") is not None:
+        # Before any Content-Length beside it: no framing makes this one valid.
+        raise FramingError(Reason.BODY_NOT_ALLOWED)
+    length = declared_length(headers)
+    if bodyless and length:
+        raise FramingError(Reason.BODY_NOT_ALLOWED)
+    return length
+
+
 async def read_body(
     receive: Receive, method: str, headers: Headers, max_bytes: int
 ) -> bytes:
@@ -174,13 +193,8 @@ async def read_body(
     the server's own (a malformed chunk, a slow body), is a
     :class:`PartialBodyError` with the count of bytes read.
     """
-    length = declared_length(headers)
-    if method in _BODYLESS:
-        # RFC 9110 sections 9.3.1, 9.3.2 and 9.3.5: content on these methods has no
-        # defined meaning, and servers disagree on whether to read it, which is
-        # what request smuggling exploits. Refused, never read or forwarded.
-        if length or headers.get("transfer-encoding") is not None:
-            raise FramingError(Reason.BODY_NOT_ALLOWED)
+    length = declared_body(method, headers)
+    if method in BODYLESS_METHODS:
         return b""
     if length is not None and length > max_bytes:
         raise BodyTooLargeError(0, log_reason="declared_too_large")

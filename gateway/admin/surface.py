@@ -49,9 +49,8 @@ from gateway.errors import (
     ThrottledError,
 )
 from gateway.framing import (
-    Headers,
     check_host,
-    declared_length,
+    declared_body,
     method_not_allowed,
     parse_headers,
 )
@@ -76,8 +75,6 @@ _READ_ONLY_PATHS: Final = frozenset(
     {"/admin/health", "/admin/metrics", "/admin/api/v1/openapi.json"}
 )
 _READS: Final = frozenset({"GET", "HEAD"})
-#: RFC 9110 section 9.3: content on these has no meaning (gateway.framing).
-_BODYLESS: Final = frozenset({"GET", "HEAD", "DELETE"})
 _STATIC: Final = {
     "": ("dashboard.html", "text/html; charset=utf-8"),
     "dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
@@ -148,10 +145,8 @@ async def _dispatch(node: Node, scope: Scope, receive: Receive) -> Response:
         raise method_not_allowed(("GET", "HEAD"))
     limits = node.deployment.settings.limits
     headers = parse_headers(scope["headers"], limits.max_header_bytes)
-    if method in _BODYLESS and has_body(headers):
-        # As on the exchange surface (gateway.framing): refused unread.
-        raise FramingError(Reason.BODY_NOT_ALLOWED)
-    length = declared_length(headers)
+    # As on the exchange surface: no body on GET, HEAD or DELETE.
+    length = declared_body(method, headers)
     if length is not None and length > MAX_BODY:
         # Refused before a byte is read, as on the exchange surface (C19).
         raise FramingError(Reason.BODY_TOO_LARGE, log_reason="declared_too_large")
@@ -283,15 +278,6 @@ def error_response(exc: MediatorError) -> Response:
 def _read_only(path: str) -> bool:
     """The pages outside the API's routes, which only GET and HEAD may read."""
     return path in _READ_ONLY_PATHS or path.startswith("/admin/dashboard")
-
-
-def has_body(headers: Headers) -> bool:
-    """Whether the request declares content: a Content-Length above 0, or any
-    Transfer-Encoding."""
-    length = headers.get("content-length")
-    return headers.get("transfer-encoding") is not None or (
-        length is not None and length.strip() not in ("", "0")
-    )
 
 
 def _capped(receive: Receive) -> Receive:

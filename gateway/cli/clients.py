@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 #: Methods ``clients call`` sends; the node's access rights decide the rest.
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-# The methods the node refuses a body on (gateway.framing, body_not_allowed).
-_BODYLESS = frozenset({"GET", "HEAD", "DELETE"})
 
 
 @click.group("clients")
@@ -203,7 +201,9 @@ def call(
     client = _client_id(subsystem)
     service, endpoint, query = _target(target)
     body = _body(data)
-    if body is not None and method.upper() in _BODYLESS:
+    from gateway.framing import BODYLESS_METHODS
+
+    if body is not None and method.upper() in BODYLESS_METHODS:
         # The node refuses them (body_not_allowed): said here, before signing.
         raise click.BadParameter(f"{method.upper()} takes no body", param_hint="--data")
     key = _client_key(ctx, client, key_file, kid)
