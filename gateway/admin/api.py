@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 from starlette.requests import Request
@@ -22,14 +22,13 @@ from gateway.admin.framework import (
     PREFIX,
     Route,
     identity_of,
-    json_media_type,
+    json_body,
     note_change,
     query_number,
     query_whole,
 )
 from gateway.admin.health import environment
-from gateway.errors import FramingError, PayloadError, Reason, ResolutionError
-from gateway.jsonbody import parse_json
+from gateway.errors import PayloadError, Reason, ResolutionError
 from gateway.metrics import key_facts
 from gateway.monitoring import MAX_PAGE, OpQuery
 from gateway.msglog import officer
@@ -65,7 +64,7 @@ async def get_maintenance(_request: Request, node: Node) -> Response:
 
 async def set_maintenance(request: Request, node: Node) -> Response:
     """Turn maintenance on or off: ``{"maintenance": true}``."""
-    body = await _json_body(request)
+    body = await json_body(request, _MAX_BODY)
     wanted = body.get("maintenance") if isinstance(body, dict) else None
     if not isinstance(wanted, bool):
         raise PayloadError(Reason.SCHEMA_VIOLATION, pointer="/maintenance")
@@ -178,15 +177,6 @@ async def dashboard(request: Request, node: Node) -> Response:
 
 def _reading(node: Node) -> AbstractAsyncContextManager[LogStore]:
     return reading_store(node.deployment.settings.log, node.deployment.path)
-
-
-async def _json_body(request: Request) -> Any:
-    """The JSON body; 413 over the cap, 400 for two media types, 415 unless it
-    says it is JSON, then the strict parser's refusals."""
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise FramingError(Reason.BODY_TOO_LARGE, log_reason="admin_body_too_large")
-    return parse_json(raw, content_type=json_media_type(request))
 
 
 def routes() -> list[Route]:

@@ -19,10 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.admin.config import PREFIX, AdminRoute
-from gateway.admin.framework import json_media_type
-from gateway.errors import AdminRequestError, FramingError, MediatorError, Reason
+from gateway.admin.framework import json_body
+from gateway.errors import AdminRequestError, MediatorError, Reason
 from gateway.identifiers import ClientId
-from gateway.jsonbody import parse_json
 from gateway.msglog.store import SearchQuery, StoredRecord
 from gateway.msglog.stores import reading_store
 from policies.consent import ConsentError, ConsentRecord, is_student_id
@@ -75,14 +74,10 @@ def _invalid(field: str) -> AdminRequestError:
 async def _read(request: Request, model: type[_B]) -> _B:
     """The body validated into ``model``.
 
-    :raises MediatorError: ``body_too_large`` (413), ``unsupported_media_type``
-        (415) unless the body says it is JSON, a JSON error from the strict
-        parser (400), or ``invalid_field`` (422) naming the first bad field.
+    :raises MediatorError: what :func:`~gateway.admin.framework.json_body`
+        raises, or ``invalid_field`` (422) naming the first bad field.
     """
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise FramingError(Reason.BODY_TOO_LARGE)
-    document = parse_json(raw, content_type=json_media_type(request))
+    document = await json_body(request, MAX_BODY)
     try:
         return model.model_validate(document)
     except ValidationError as exc:

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from gateway.admin.auth import Identity, Role
 from gateway.admin.config import AdminRoute
 from gateway.errors import FramingError, Reason, ResolutionError
+from gateway.jsonbody import parse_json
 from gateway.relay import require_json
 
 if TYPE_CHECKING:
@@ -94,19 +95,24 @@ def allowed_methods(routes: Iterable[Route], path: str) -> list[str]:
     return sorted(methods)
 
 
-def json_media_type(request: Request) -> str | None:
-    """The request's one Content-Type, which must say JSON.
+async def json_body(request: Request, max_bytes: int) -> Any:
+    """The request's JSON body, parsed strictly.
 
-    :raises FramingError: ``invalid_header`` for more than one (the exchange
-        surface refuses them too: which one a reader takes is a guess).
-    :raises PayloadError: ``unsupported_media_type`` unless it is JSON.
+    :raises FramingError: ``body_too_large`` over ``max_bytes``; ``invalid_header``
+        for more than one Content-Type (the exchange surface refuses them too:
+        which one a reader takes is a guess).
+    :raises PayloadError: ``unsupported_media_type`` unless it says it is JSON,
+        then the strict parser's refusals (gateway.jsonbody).
     """
+    raw = await request.body()
+    if len(raw) > max_bytes:
+        raise FramingError(Reason.BODY_TOO_LARGE, log_reason="admin_body_too_large")
     given = request.headers.getlist("content-type")
     if len(given) > 1:
         raise FramingError(Reason.INVALID_HEADER, log_reason="duplicate_content_type")
     content_type = given[0] if given else None
     require_json(content_type)
-    return content_type
+    return parse_json(raw, content_type=content_type)
 
 
 def identity_of(request: Request) -> Identity:
