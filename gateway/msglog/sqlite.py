@@ -30,10 +30,21 @@ import orjson
 
 from gateway.msglog.checkpoint import Checkpoint
 from gateway.msglog.records import SealedRecord
+from gateway.msglog.sqlschema import (
+    ARCHIVED_MESSAGE,
+    ARCHIVED_SIZE,
+    INSERT_ARCHIVE,
+    READ_BODIES,
+    READ_LEAVES,
+    READ_NODES,
+    SCHEMA,
+    keep_archived,
+    migrate,
+    search_sql,
+)
 from gateway.msglog.store import (
     CHUNK,
     RECORD_COLUMNS,
-    RECORD_INDEXES,
     SELECT_ARCHIVES,
     SELECT_RECORDS,
     SELECT_TAIL,
@@ -49,79 +60,12 @@ from gateway.msglog.store import (
     archive_entry,
     checkpoint_or_none,
     columns,
-    search_clauses,
     stored_record,
 )
 from gateway.privatefiles import create_private_file
 from gateway.sqlitebatch import WriterThread, insert_rows
 
 T = TypeVar("T")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS records (
-    seq         INTEGER PRIMARY KEY,
-    hash        TEXT NOT NULL,
-    leaf_hash   BLOB NOT NULL,
-    canonical   BLOB NOT NULL,
-    ts          REAL NOT NULL,
-    message_id  TEXT NOT NULL,
-    client_id   TEXT,
-    service_id  TEXT,
-    decision    TEXT NOT NULL,
-    subject_hash TEXT
-);
-{RECORD_INDEXES}CREATE TABLE IF NOT EXISTS checkpoints (
-    number      INTEGER PRIMARY KEY AUTOINCREMENT,
-    tree_size   INTEGER NOT NULL,
-    body        BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    height      INTEGER NOT NULL,
-    idx         INTEGER NOT NULL,
-    hash        BLOB NOT NULL,
-    PRIMARY KEY (height, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS bodies (
-    seq         INTEGER PRIMARY KEY,
-    entries     BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS body_keys (
-    label       TEXT PRIMARY KEY,
-    envelope    BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS archived_leaves (
-    seq         INTEGER PRIMARY KEY,
-    hash        TEXT NOT NULL,
-    leaf_hash   BLOB NOT NULL,
-    message_id  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS archived_leaves_message_id
-    ON archived_leaves (message_id);
-CREATE TABLE IF NOT EXISTS archives (
-    name        TEXT NOT NULL,
-    period      TEXT NOT NULL,
-    period_end  REAL NOT NULL,
-    first_seq   INTEGER PRIMARY KEY,
-    end_seq     INTEGER NOT NULL,
-    tree_size   INTEGER NOT NULL,
-    sha256      TEXT NOT NULL,
-    created     REAL NOT NULL
-);
-"""
-
-_READ_BODIES = (
-    "SELECT seq, entries FROM bodies WHERE seq IN (SELECT value FROM json_each(?))"
-)
-_READ_LEAVES = (
-    "SELECT seq, leaf_hash FROM archived_leaves "
-    "WHERE seq IN (SELECT value FROM json_each(?)) "
-    "UNION ALL SELECT seq, leaf_hash FROM records "
-    "WHERE seq IN (SELECT value FROM json_each(?))"
-)
-_READ_NODES = (
-    "SELECT idx, hash FROM nodes "
-    "WHERE height = ? AND idx IN (SELECT value FROM json_each(?))"
-)
 
 
 #: Pages of write-ahead log at which a flushed commit checkpoints (SQLite's default).
@@ -200,7 +144,7 @@ class SqliteLogStore(PagedReads):
 
     async def search(self, query: SearchQuery) -> list[StoredRecord]:
         """Records matching ``query``, newest first."""
-        sql, params = _search_sql(query)
+        sql, params = search_sql(query)
         rows = await self._run("search", self._all, sql, params)
         return [stored_record(row) for row in rows]
 
@@ -252,13 +196,13 @@ class SqliteLogStore(PagedReads):
 
     async def bodies(self, seqs: list[int]) -> dict[int, bytes]:
         """The stored body entries of ``seqs``."""
-        sql = _READ_BODIES
+        sql = READ_BODIES
         rows = await self._run("read_bodies", self._all, sql, (orjson.dumps(seqs),))
         return {int(row[0]): bytes(row[1]) for row in rows}
 
     async def archived_size(self) -> int:
         """The number of archived records."""
-        row = await self._run("read_archived", self._one, _ARCHIVED_SIZE)
+        row = await self._run("read_archived", self._one, ARCHIVED_SIZE)
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     async def archives(self) -> list[ArchiveEntry]:
@@ -268,7 +212,7 @@ class SqliteLogStore(PagedReads):
 
     async def archived_message(self, message_id: str) -> list[tuple[int, str]]:
         """The seq and archive file of each archived record of ``message_id``."""
-        sql = _ARCHIVED_MESSAGE
+        sql = ARCHIVED_MESSAGE
         rows = await self._run("read_archived", self._all, sql, (message_id,))
         return [(int(row[0]), str(row[1])) for row in rows]
 
@@ -342,8 +286,8 @@ class SqliteLogStore(PagedReads):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        _migrate(db)
-        db.executescript(_SCHEMA)
+        migrate(db)
+        db.executescript(SCHEMA)
         self._db = db
         self._waiting = True
 
@@ -391,10 +335,10 @@ class SqliteLogStore(PagedReads):
         db.execute("PRAGMA secure_delete=ON")
         try:
             with _transaction(db, "BEGIN IMMEDIATE"):
-                _keep_archived(db, entry)
+                keep_archived(db, entry)
                 db.execute("DELETE FROM bodies WHERE seq >= ? AND seq < ?", span)
                 db.execute("DELETE FROM records WHERE seq >= ? AND seq < ?", span)
-                db.execute(_INSERT_ARCHIVE, archive_columns(entry))
+                db.execute(INSERT_ARCHIVE, archive_columns(entry))
         finally:
             db.execute("PRAGMA secure_delete=OFF")
 
@@ -428,9 +372,9 @@ class SqliteLogStore(PagedReads):
         for height, indexes in by_height.items():
             ids = orjson.dumps(indexes)
             if height == 0:
-                rows = db.execute(_READ_LEAVES, (ids, ids))
+                rows = db.execute(READ_LEAVES, (ids, ids))
             else:
-                rows = db.execute(_READ_NODES, (height, ids))
+                rows = db.execute(READ_NODES, (height, ids))
             for index, value in rows:
                 found[(height, int(index))] = bytes(value)
         return found
@@ -440,22 +384,6 @@ class SqliteLogStore(PagedReads):
 
     def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
         return self._conn().execute(sql, params).fetchall()
-
-
-_ARCHIVED_SIZE = "SELECT max(seq) FROM archived_leaves"
-_KEEP_ARCHIVED = (
-    "INSERT INTO archived_leaves (seq, hash, leaf_hash, message_id) "
-    "SELECT seq, hash, leaf_hash, message_id FROM records WHERE seq >= ? AND seq < ?"
-)
-_ARCHIVED_MESSAGE = (
-    "SELECT l.seq, a.name FROM archived_leaves AS l JOIN archives AS a "
-    "ON l.seq >= a.first_seq AND l.seq < a.end_seq "
-    "WHERE l.message_id = ? ORDER BY l.seq"
-)
-_INSERT_ARCHIVE = (
-    "INSERT INTO archives (name, period, period_end, first_seq, end_seq, "
-    "tree_size, sha256, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 @contextlib.contextmanager
@@ -472,35 +400,6 @@ def _transaction(db: sqlite3.Connection, begin: str) -> Iterator[None]:
         raise
 
 
-def _keep_archived(db: sqlite3.Connection, entry: ArchiveEntry) -> None:
-    """Copy the hashes of ``entry``'s records to ``archived_leaves``.
-
-    Raises StoreError unless the range starts at the first live record and every
-    record of it is stored.
-    """
-    last = db.execute(_ARCHIVED_SIZE).fetchone()[0]
-    if (0 if last is None else last + 1) != entry.first_seq:
-        raise StoreError("prune_not_at_start")
-    span = (entry.first_seq, entry.end_seq)
-    moved = db.execute(_KEEP_ARCHIVED, span).rowcount
-    if moved != entry.end_seq - entry.first_seq:
-        raise StoreError("prune_not_contiguous")
-
-
 def _busy(exc: sqlite3.OperationalError) -> bool:
     """Whether ``exc`` is SQLITE_BUSY (any extended code of it)."""
     return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Add the columns a log written by an earlier version lacks."""
-    have = {row[1] for row in db.execute("PRAGMA table_info(records)")}
-    if have and "subject_hash" not in have:
-        db.execute("ALTER TABLE records ADD COLUMN subject_hash TEXT")
-
-
-def _search_sql(query: SearchQuery) -> tuple[str, list[Any]]:
-    clauses, params = search_clauses(query, lambda _: "?")
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    params.append(query.limit)
-    return f"{SELECT_RECORDS}{where} ORDER BY seq DESC LIMIT ?", params
